@@ -1,0 +1,177 @@
+"""The REST face: an ASGI application that authenticates, routes and turns errors into Orthanc's."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import orjson
+
+from ..core.context import ServerContext
+from ..errors import HTTP_REASONS, EmptyAnswer, ErrorCode, OrthancError, describe
+from .http import Request, Response, Router
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+_REALM = b'Basic realm="Orthanc Secure Area"'
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+class Api:
+    """What route handlers receive: the core context plus a thread pool for blocking work."""
+
+    def __init__(self, ctx: ServerContext, threads: int):
+        self.ctx = ctx
+        self.app: DonjonApp | None = None
+        self.pool = ThreadPoolExecutor(max_workers=max(threads, 2), thread_name_prefix="donjon-http")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (index writes, parsing, big reads) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+
+class DonjonApp:
+    def __init__(self, ctx: ServerContext, router: Router | None = None):
+        from . import build_router
+
+        self.ctx = ctx
+        config = ctx.config
+        self.api = Api(ctx, config["HttpThreadsCount"])
+        self.api.app = self
+        self.router = router or build_router()
+        self.remote_access = bool(config["RemoteAccessAllowed"])
+        auth = config.get("AuthenticationEnabled")
+        self.authentication = bool(auth) if isinstance(auth, bool) else self.remote_access
+        users = dict(config["RegisteredUsers"])
+        self.insecure_default_user = False
+        if self.authentication and not users and self.remote_access:
+            users = {"orthanc": "orthanc"}
+            self.insecure_default_user = True
+            log.warning("Remote access is allowed with authentication but no RegisteredUsers: the default "
+                        "user orthanc/orthanc is created; this server is not secure")
+        self._credentials = {
+            base64.b64encode(f"{u}:{p}".encode()).decode("ascii"): u for u, p in users.items()
+        }
+        self.describe_errors = bool(config["HttpDescribeErrors"])
+
+    @property
+    def is_secure(self) -> bool:
+        if self.remote_access and not self.authentication:
+            return False
+        return not self.insecure_default_user
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    def _authenticate(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        token = header[6:].strip()
+        for known, user in self._credentials.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                request.username = user
+                return True
+        return False
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        method = scope["method"]
+        path = scope["path"]
+        if "\x00" in path:
+            components: list[str] = []
+        else:
+            components = [c for c in path.split("/") if c]
+        request = Request(scope, receive, method, path, components)
+        try:
+            response = await self._dispatch(request)
+        except OrthancError as e:
+            response = self.error_response(request, e)
+        except EmptyAnswer as e:
+            response = Response(e.status)
+        except ConnectionAbortedError:
+            return
+        except Exception:
+            log.exception("Internal error on %s %s", method, path)
+            response = self.error_response(request, OrthancError(ErrorCode.INTERNAL_ERROR))
+        await self._send(send, response, method)
+
+    async def _dispatch(self, request: Request) -> Response:
+        if not self.remote_access and request.client not in _LOOPBACK:
+            return Response(401, headers=[(b"www-authenticate", _REALM)])
+        if self.authentication and not self._authenticate(request):
+            return Response(401, headers=[(b"www-authenticate", _REALM)])
+        if "\x00" in request.path:
+            raise OrthancError(ErrorCode.URI_SYNTAX, "NUL character in the URI")
+        method = request.method
+        override = request.headers.get("x-http-method-override")
+        if override is None and method == "GET" and "_method" in request.query:
+            override = request.query["_method"]
+        if override is not None:
+            o = override.strip().upper()
+            if o not in ("PUT", "DELETE", "POST", "GET"):
+                raise OrthancError(ErrorCode.BAD_REQUEST, f"Unknown HTTP method override: {override}")
+            method = o
+            request.method = o
+        if method == "HEAD":
+            method = "GET"
+        handlers, params = self.router.resolve(request.components)
+        if handlers is None:
+            raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+        handler = handlers.get(method)
+        if handler is None:
+            allowed = ",".join(m for m in ("GET", "POST", "PUT", "DELETE") if m in handlers)
+            return Response(405, headers=[(b"allow", allowed.encode())])
+        return await handler(self.api, request, **params)
+
+    def error_response(self, request: Request, error: OrthancError) -> Response:
+        status = error.http_status
+        if not self.describe_errors:
+            return Response(status, headers=[_NOSNIFF])
+        body: dict[str, Any] = {
+            "HttpError": HTTP_REASONS.get(status, "Internal Server Error"),
+            "HttpStatus": status,
+            "Message": describe(error.code),
+            "Method": request.method,
+            "OrthancError": describe(error.code),
+            "OrthancStatus": error.code if error.code < 1_000_000 else 1,
+            "Uri": request.path.replace("\x00", ""),
+        }
+        if error.details:
+            body["Details"] = error.details
+        return Response(status, orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
+                        b"application/json; charset=utf-8", [_NOSNIFF])
+
+    @staticmethod
+    async def _send(send: Any, response: Response, method: str) -> None:
+        headers = list(response.headers)
+        if response.content_type is not None:
+            headers.append((b"content-type", response.content_type))
+        if response.stream is None:
+            headers.append((b"content-length", str(len(response.body)).encode()))
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send({"type": "http.response.body", "body": response.body if method != "HEAD" else b""})
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        try:
+            async for chunk in response.stream:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,199 @@
+"""A thin request/response layer over ASGI, shaped for Orthanc's irregular API.
+
+Starlette's router cannot express Orthanc's rules (empty path components ignored, 405 with an
+`Allow` list across handlers, valueless flags such as `?expand`, plain-text and empty answers), and
+the hot routes (file download, listings) gain from not building per-request objects they do not use.
+So routing and the request object are ours; uvicorn speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import ErrorCode, OrthancError
+
+JSON_TYPE = b"application/json; charset=utf-8"
+TEXT_TYPE = b"text/plain"
+MAX_BODY = 4 * 1024 * 1024 * 1024  # refuse bodies over 4 GiB outright
+
+
+class Request:
+    __slots__ = ("_body", "_query", "client", "components", "headers", "method", "path", "query_string",
+                 "receive", "scope", "username")
+
+    def __init__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                 method: str, path: str, components: list[str]):
+        self.scope = scope
+        self.receive = receive
+        self.method = method
+        self.path = path
+        self.components = components
+        self.query_string: bytes = scope.get("query_string", b"")
+        self._query: dict[str, str] | None = None
+        self.headers: dict[str, str] = {k.decode("latin_1").lower(): v.decode("latin_1")
+                                        for k, v in scope.get("headers", ())}
+        client = scope.get("client")
+        self.client: str = client[0] if client else ""
+        self.username = ""
+        self._body: bytes | None = None
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            q: dict[str, str] = {}
+            if self.query_string:
+                for part in self.query_string.split(b"&"):
+                    if not part:
+                        continue
+                    key, _, value = part.partition(b"=")
+                    k = urllib.parse.unquote_plus(key.decode("latin_1"))
+                    q[k] = urllib.parse.unquote_plus(value.decode("latin_1"))
+            self._query = q
+        return self._query
+
+    def flag(self, name: str) -> bool:
+        """A Boolean GET argument: absent -> False; "", 1, true -> True; 0, false -> False."""
+        value = self.query.get(name)
+        if value is None:
+            return False
+        v = value.strip().lower()
+        if v in ("", "1", "true"):
+            return True
+        if v in ("0", "false"):
+            return False
+        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE,
+                           f'The Boolean argument "{name}" must be "true", "false", "1" or "0", found: {value}')
+
+    async def body(self, limit: int = MAX_BODY) -> bytes:
+        if self._body is None:
+            length = self.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                raise OrthancError(ErrorCode.BAD_REQUEST, "Request body too large", http_status=413)
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    raise ConnectionAbortedError("client disconnected")
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise OrthancError(ErrorCode.BAD_REQUEST, "Request body too large", http_status=413)
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        body = await self.body(64 * 1024 * 1024)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "Cannot parse the JSON body") from None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: bytes | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    stream: AsyncIterator[bytes] | None = None
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(status, orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), JSON_TYPE)
+
+
+def text_response(text: str | bytes, status: int = 200, content_type: bytes = TEXT_TYPE) -> Response:
+    return Response(status, text.encode("utf-8") if isinstance(text, str) else text, content_type)
+
+
+def empty_response(status: int = 200) -> Response:
+    return Response(status, b"", TEXT_TYPE if status == 200 else None)
+
+
+EMPTY_JSON_OBJECT = Response(200, b"{}", b"application/json")
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+class _Node:
+    __slots__ = ("children", "handlers", "param", "param_name", "rest_name")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.param_name = ""
+        self.rest_name = ""  # a trailing {name:path} catches every remaining component
+        self.handlers: dict[str, Handler] = {}
+
+
+class Router:
+    """Routes are patterns like `/patients/{id}/studies`; a last `{rest:path}` takes what remains."""
+
+    def __init__(self) -> None:
+        self.root = _Node()
+        self.patterns: list[tuple[str, str]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        node = self.root
+        for part in [p for p in pattern.split("/") if p]:
+            if part.startswith("{") and part.endswith(":path}"):
+                if node.param is None:
+                    node.param = _Node()
+                node.param.rest_name = part[1:-6]
+                node = node.param
+                break
+            if part.startswith("{") and part.endswith("}"):
+                if node.param is None:
+                    node.param = _Node()
+                    node.param.param_name = part[1:-1]
+                elif not node.param.param_name:
+                    node.param.param_name = part[1:-1]
+                node = node.param
+            else:
+                node = node.children.setdefault(part, _Node())
+        if method in node.handlers:
+            raise ValueError(f"duplicate route {method} {pattern}")
+        node.handlers[method] = handler
+        self.patterns.append((method, pattern))
+
+    def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self.add(method, pattern, fn)
+            return fn
+        return deco
+
+    def resolve(self, components: list[str]) -> tuple[dict[str, Handler] | None, dict[str, Any]]:
+        """The handlers of the matching node (by method) and the captured parameters."""
+        return self._resolve(self.root, components, 0, {})
+
+    def _resolve(self, node: _Node, comps: list[str], i: int, params: dict[str, Any]
+                 ) -> tuple[dict[str, Handler] | None, dict[str, Any]]:
+        if i == len(comps):
+            return (node.handlers or None), params
+        part = comps[i]
+        child = node.children.get(part)
+        if child is not None:
+            found, p = self._resolve(child, comps, i + 1, params)
+            if found:
+                return found, p
+        if node.param is not None:
+            if node.param.rest_name:
+                p = dict(params)
+                p[node.param.rest_name] = comps[i:]
+                return (node.param.handlers or None), p
+            p = dict(params)
+            p[node.param.param_name] = part
+            found, p2 = self._resolve(node.param, comps, i + 1, p)
+            if found:
+                return found, p2
+        return None, params

@@ -1,0 +1,134 @@
+"""Upload (`POST /instances`: DICOM, gzip, ZIP) and download of the stored DICOM file."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import zipfile
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..core.attachments import read_attachment
+from ..core.store import StoreOrigin
+from ..errors import ErrorCode, OrthancError
+from ..registry import CompressionType, ContentType, Level, Origin
+from .app import Api
+from .http import Request, Response, Router, json_response
+
+log = logging.getLogger(__name__)
+
+_STREAM_THRESHOLD = 8 * 1024 * 1024
+_CHUNK = 1024 * 1024
+MAX_UNCOMPRESSED = 4 * 1024 * 1024 * 1024  # a gzip or ZIP may not expand beyond this
+_DICOMDIR_CLASS = b"1.2.840.10008.1.3.10"
+
+
+def register(router: Router) -> None:
+    router.add("POST", "/instances", upload)
+    router.add("GET", "/instances/{id}/file", download)
+
+
+def _origin(request: Request) -> StoreOrigin:
+    return StoreOrigin(origin=Origin.REST_API, remote_ip=request.client, username=request.username)
+
+
+def _gunzip(data: bytes) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, MAX_UNCOMPRESSED)
+    except zlib.error:
+        raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "Cannot decompress the gzip body") from None
+    if d.unconsumed_tail:
+        raise OrthancError(ErrorCode.BAD_REQUEST, "The gzip body expands beyond the allowed size", http_status=413)
+    return out
+
+
+async def upload(api: Api, request: Request) -> Response:
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding == "gzip":
+        body = await api.run(_gunzip, body)
+    elif encoding not in ("", "identity"):
+        raise OrthancError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"Unsupported Content-Encoding: {encoding}")
+    origin = _origin(request)
+    if body[:4] == b"PK\x03\x04":
+        answers = await api.run(_store_zip, api, body, origin)
+        return json_response(answers)
+    result = await api.run(api.ctx.store, body, origin)
+    return json_response(result.answer())
+
+
+def _store_zip(api: Api, body: bytes, origin: StoreOrigin) -> list[dict[str, str]]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(body))
+    except zipfile.BadZipFile:
+        raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "Cannot read the ZIP archive") from None
+    answers: list[dict[str, str]] = []
+    total = 0
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir() or info.file_size == 0:
+                continue
+            total += info.file_size
+            if total > MAX_UNCOMPRESSED:
+                raise OrthancError(ErrorCode.BAD_REQUEST, "The ZIP archive expands beyond the allowed size",
+                                   http_status=413)
+            try:
+                with archive.open(info) as f:
+                    data = f.read(info.file_size + 1)
+            except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError) as e:
+                raise OrthancError(ErrorCode.BAD_FILE_FORMAT, f"Cannot read {info.filename} in the ZIP: {e}") from None
+            if len(data) > info.file_size:
+                raise OrthancError(ErrorCode.BAD_FILE_FORMAT, f"Inconsistent size of {info.filename} in the ZIP")
+            if os.path.basename(info.filename).upper() == "DICOMDIR" or _DICOMDIR_CLASS in data[:512]:
+                log.info("Skipping the DICOMDIR %s of a ZIP upload", info.filename)
+                continue
+            try:
+                result = api.ctx.store(data, origin)
+            except OrthancError as e:
+                if e.code == ErrorCode.BAD_FILE_FORMAT:
+                    log.info("Skipping %s of a ZIP upload: not a DICOM file", info.filename)
+                    continue
+                raise
+            answers.append(result.answer())
+    return answers
+
+
+async def download(api: Api, request: Request, id: str) -> Response:
+    ctx = api.ctx
+
+    def lookup(tx: Any) -> Any:
+        found = tx.lookup(id)
+        if found is None or found[1] != Level.INSTANCE:
+            return None
+        return tx.attachment(found[0], ContentType.DICOM)
+    info = ctx.index.read(lookup)
+    if info is None:
+        raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+    headers = [(b"content-disposition", f'filename="{info.uuid}.dcm"'.encode())]
+    path = ctx.storage.path_of(info.uuid)
+    if info.compression == CompressionType.NONE and path is not None and info.compressed_size > _STREAM_THRESHOLD:
+        return Response(200, b"", b"application/dicom",
+                        [*headers, (b"content-length", str(info.compressed_size).encode())],
+                        stream=_stream_file(api, path))
+    if info.compressed_size > 256 * 1024:
+        data = await api.run(read_attachment, ctx.storage, info)
+    else:
+        data = read_attachment(ctx.storage, info)
+    return Response(200, data, b"application/dicom", headers)
+
+
+async def _stream_file(api: Api, path: str) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    f = await loop.run_in_executor(api.pool, open, path, "rb")
+    try:
+        while True:
+            chunk = await loop.run_in_executor(api.pool, f.read, _CHUNK)
+            if not chunk:
+                break
+            yield chunk
+    finally:
+        f.close()

@@ -1,0 +1,55 @@
+"""Writing and reading attachment files, compressed or not, with their MD5s."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid as uuidlib
+from dataclasses import dataclass
+
+from ..index.protocol import FileInfo
+from ..registry import CompressionType
+from ..storage import compression
+from ..storage.protocol import StorageArea
+
+
+@dataclass(frozen=True)
+class AttachmentPolicy:
+    compress: bool = False
+    level: int = 6
+    md5: bool = True
+
+
+def write_attachment(storage: StorageArea, data: bytes, content_type: int, policy: AttachmentPolicy,
+                     revision: int = 0, compress: bool | None = None) -> FileInfo:
+    """Write `data` as a new file and return its record (the caller indexes it or removes it)."""
+    do_compress = policy.compress if compress is None else compress
+    uuid = str(uuidlib.uuid4())
+    if do_compress:
+        stored = compression.compress(data, policy.level)
+        kind = CompressionType.ZLIB_WITH_SIZE
+    else:
+        stored = data
+        kind = CompressionType.NONE
+    storage.create(uuid, stored)
+    if policy.md5:
+        md5 = hashlib.md5(data).hexdigest()
+        stored_md5 = md5 if stored is data else hashlib.md5(stored).hexdigest()
+    else:
+        md5 = stored_md5 = ""
+    return FileInfo(uuid=uuid, content_type=content_type, uncompressed_size=len(data), uncompressed_md5=md5,
+                    compression=int(kind), compressed_size=len(stored), compressed_md5=stored_md5,
+                    revision=revision)
+
+
+def read_attachment(storage: StorageArea, info: FileInfo) -> bytes:
+    """The user-visible bytes of an attachment."""
+    stored = storage.read(info.uuid)
+    if info.compression == CompressionType.ZLIB_WITH_SIZE:
+        return compression.decompress(stored)
+    return stored
+
+
+def read_range(storage: StorageArea, info: FileInfo, start: int, end: int) -> bytes:
+    if info.compression == CompressionType.NONE and storage.has_read_range():
+        return storage.read_range(info.uuid, start, end)
+    return read_attachment(storage, info)[start:end]

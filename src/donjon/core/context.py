@@ -1,0 +1,119 @@
+"""The server context: the core's parts wired from a configuration, and its operations."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from ..config import Configuration
+from ..dicom.values import DEFAULT_ENCODINGS
+from ..errors import ErrorCode, OrthancError
+from ..index.sqlite import SQLiteIndex
+from ..registry import (
+    CHANGE_NAMES,
+    STABLE_CHANGE,
+    ChangeType,
+    Level,
+    build_content_type_names,
+    build_metadata_names,
+)
+from ..storage.folder import FolderStorage
+from ..storage.protocol import StorageArea
+from .attachments import AttachmentPolicy
+from .clock import now_utc
+from .deletion import Deletion, delete_cascade
+from .events import ChangeEvent, EventBus
+from .recycling import Recycler
+from .stable import StableMonitor
+from .store import StoreOrigin, StoreResult, store_instance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeleteResult:
+    remaining: tuple[int, str] | None
+
+
+class ServerContext:
+    """Owns the index, the storage area and the in-memory state; every face calls into it."""
+
+    def __init__(self, config: Configuration, index: SQLiteIndex | None = None,
+                 storage: StorageArea | None = None):
+        self.config = config
+        self.metadata_names = build_metadata_names(config["UserMetadata"])
+        self.content_names = build_content_type_names(config["UserContentType"])
+        storage_dir = config.path("StorageDirectory")
+        index_dir = config.path("IndexDirectory") if config.get("IndexDirectory") else storage_dir
+        self.storage: StorageArea = storage or FolderStorage(storage_dir, fsync=config["SyncStorageArea"])
+        self.index = index or SQLiteIndex(os.path.join(index_dir, "index"), synchronous=config["SyncStorageArea"])
+        self.attachment_policy = AttachmentPolicy(
+            compress=config["StorageCompression"], level=config["StorageCompressionLevel"],
+            md5=config["StoreMD5ForAttachments"])
+        self.overwrite_instances: bool = config["OverwriteInstances"]
+        self.default_encoding = DEFAULT_ENCODINGS.get(config["DefaultEncoding"], "latin_1")
+        self.recycler = Recycler(config["MaximumStorageSize"], config["MaximumPatientCount"],
+                                 config["MaximumStorageMode"] == "Reject")
+        self.events = EventBus()
+        self.stable = StableMonitor(config["StableAge"], self._record_stable)
+        self.stable.start()
+        if self.recycler.active():
+            self.index.write(lambda tx: self.recycler.make_room(tx, 0, None, now_utc(), reject_applies=False))
+
+    def close(self) -> None:
+        self.stable.stop()
+        self.index.close()
+
+    # -- store and delete -------------------------------------------------------------------------
+    def store(self, data: bytes, origin: StoreOrigin) -> StoreResult:
+        return store_instance(self, data, origin)
+
+    def delete(self, level: Level, public_id: str) -> DeleteResult | None:
+        """None when the resource does not exist at that level."""
+        def run(tx):  # type: ignore[no-untyped-def]
+            found = tx.lookup(public_id)
+            if found is None or found[1] != level:
+                return None
+            return delete_cascade(tx, found[0], now_utc())
+        deletion = self.index.write(run)
+        if deletion is None:
+            return None
+        self.after_deletion(deletion)
+        return DeleteResult(deletion.remaining)
+
+    def after_deletion(self, deletion: Deletion) -> None:
+        for f in deletion.files:
+            try:
+                self.storage.remove(f.uuid)
+            except Exception:
+                log.exception("cannot remove the file %s", f.uuid)
+        now = now_utc()
+        events = []
+        for level, internal_id, public_id in deletion.deleted:
+            self.stable.forget(level, internal_id)
+            events.append(ChangeEvent(ChangeType.DELETED, level, public_id, now))
+        self.events.publish(events)
+
+    # -- stable events ----------------------------------------------------------------------------
+    def _record_stable(self, level: int, internal_id: int, public_id: str) -> None:
+        change = STABLE_CHANGE[Level(level)]
+        now = now_utc()
+
+        def run(tx):  # type: ignore[no-untyped-def]
+            row = tx.resource(internal_id)
+            if row is None or row.public_id != public_id:
+                return False
+            tx.log_change(change, internal_id, level, now)
+            return True
+        if self.index.write(run):
+            log.debug("%s %s", CHANGE_NAMES[change], public_id)
+            self.events.publish([ChangeEvent(change, level, public_id, now)])
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def lookup(self, level: Level, public_id: str) -> int:
+        """Internal id of a resource of that level, else UnknownResource."""
+        found = self.index.read(lambda tx: tx.lookup(public_id))
+        if found is None or found[1] != level:
+            raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+        return found[0]

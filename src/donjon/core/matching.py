@@ -1,0 +1,123 @@
+"""DICOM query matching (shared by /tools/find and the C-FIND SCP): exact, list, range, wildcard."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pydicom.datadict import dictionary_VR
+
+from ..errors import ErrorCode, OrthancError
+
+WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+RANGE_VRS = frozenset({"DA", "DT", "TM"})
+
+
+@lru_cache(maxsize=65536)
+def normalize(value: str) -> str:
+    """Case-insensitive form: accents removed, upper case (used for both the index and matching)."""
+    if value.isascii():
+        return value.upper()
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
+
+
+def tag_vr(tag: int) -> str:
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+    return vr.split(" or ")[0]
+
+
+def _glob_to_regex(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for c in pattern:
+        if c == "*":
+            parts.append(".*")
+        elif c == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(c))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def glob_for_sqlite(pattern: str) -> str:
+    """A DICOM wildcard pattern as an SQLite GLOB pattern (`[` must be escaped)."""
+    return pattern.replace("[", "[[]")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One tag constraint of a query, already parsed.
+
+    kind: "equal", "list", "range" or "wildcard"; values are normalised when not case-sensitive.
+    """
+
+    tag: int
+    kind: str
+    value: str = ""
+    values: tuple[str, ...] = ()
+    low: str | None = None
+    high: str | None = None
+    case_sensitive: bool = False
+    regex: re.Pattern[str] | None = None
+
+    def matches(self, candidate: str | None) -> bool:
+        if candidate is None:
+            return False
+        v = candidate if self.case_sensitive else normalize(candidate)
+        kind = self.kind
+        if kind == "equal":
+            return v == self.value
+        if kind == "list":
+            return v in self.values
+        if kind == "wildcard":
+            assert self.regex is not None
+            return self.regex.fullmatch(v) is not None
+        if kind == "range":
+            if self.low is not None and v < self.low:
+                return False
+            return not (self.high is not None and v > self.high)
+        raise AssertionError(kind)
+
+    def index_operation(self) -> tuple[str, object] | None:
+        """The narrowing usable on normalised index values (never excludes a true match)."""
+        if self.kind == "equal":
+            return ("eq", self.value if not self.case_sensitive else normalize(self.value))
+        if self.kind == "list":
+            values = self.values if not self.case_sensitive else tuple(normalize(v) for v in self.values)
+            return ("in", list(values))
+        if self.kind == "wildcard":
+            pattern = self.value if not self.case_sensitive else normalize(self.value)
+            return ("glob", glob_for_sqlite(pattern))
+        if self.kind == "range":
+            low = self.low if not self.case_sensitive or self.low is None else normalize(self.low)
+            high = self.high if not self.case_sensitive or self.high is None else normalize(self.high)
+            return ("range", (low, high))
+        return None
+
+
+def parse_constraint(tag: int, value: str, case_sensitive: bool, vr: str | None = None) -> Constraint | None:
+    """Orthanc's reading of one query value; None for an empty value (no constraint)."""
+    if value == "" or value == "*":
+        return None
+    vr = vr or tag_vr(tag)
+    norm = (lambda s: s) if case_sensitive else normalize
+    if vr in RANGE_VRS and "-" in value:
+        low, _, high = value.partition("-")
+        return Constraint(tag, "range", low=norm(low) if low else None, high=norm(high) if high else None,
+                          case_sensitive=case_sensitive)
+    if "\\" in value:
+        items = tuple(norm(v) for v in value.split("\\"))
+        return Constraint(tag, "list", values=items, case_sensitive=case_sensitive)
+    if "*" in value or "?" in value:
+        if vr not in WILDCARD_VRS:
+            raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE,
+                               f"Wildcards are not allowed on tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
+        pattern = norm(value)
+        return Constraint(tag, "wildcard", value=pattern, case_sensitive=case_sensitive,
+                          regex=_glob_to_regex(pattern))
+    return Constraint(tag, "equal", value=norm(value), case_sensitive=case_sensitive)

@@ -1,0 +1,62 @@
+"""Keeping the storage under its limits: recycle the oldest unprotected patient, or refuse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import ErrorCode, OrthancError
+from .deletion import Deletion, delete_cascade
+
+if TYPE_CHECKING:
+    from ..index.sqlite import SQLiteWriter
+
+MB = 1024 * 1024
+
+
+def _full(details: str | None = None) -> OrthancError:
+    return OrthancError(ErrorCode.FULL_STORAGE, details, http_status=507)
+
+
+@dataclass
+class Recycler:
+    max_size_mb: int = 0
+    max_patients: int = 0
+    reject: bool = False
+
+    @property
+    def max_size(self) -> int:
+        return self.max_size_mb * MB
+
+    def active(self) -> bool:
+        return self.max_size_mb > 0 or self.max_patients > 0
+
+    def _need(self, tx: SQLiteWriter) -> tuple[bool, bool]:
+        counters = tx.counters()
+        over_size = self.max_size > 0 and counters["disk"] > self.max_size
+        over_count = self.max_patients > 0 and counters["level1"] > self.max_patients
+        return over_size, over_count
+
+    def make_room(self, tx: SQLiteWriter, added_size: int, patient_id: int | None, now: str,
+                  reject_applies: bool = True) -> Deletion | None:
+        """Called inside a write transaction after the new rows exist; raises to roll it back."""
+        if not self.active():
+            return None
+        if self.max_size > 0 and added_size > self.max_size:
+            raise _full(f"Cannot store an instance of size {added_size} bytes in a storage area limited to "
+                        f"{self.max_size}")
+        if self.reject and reject_applies:
+            over_size, over_count = self._need(tx)
+            if over_size:
+                raise _full("Maximum storage size reached")
+            if over_count:
+                raise _full("Maximum patient count reached")
+            return None
+        deletion: Deletion | None = None
+        while any(self._need(tx)):
+            victim = tx.oldest_unprotected_patient(patient_id)
+            if victim is None:
+                raise _full("Cannot recycle more patients")
+            d = delete_cascade(tx, victim, now)
+            deletion = d if deletion is None else deletion.merge(d)
+        return deletion

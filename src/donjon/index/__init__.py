@@ -1,0 +1,1 @@
+"""The index: the database that is the single source of truth (SQLite by default)."""

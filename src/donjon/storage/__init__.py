@@ -1,0 +1,1 @@
+"""Storage areas: where attachment files live (a folder by default)."""

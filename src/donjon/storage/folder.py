@@ -1,0 +1,128 @@
+"""Orthanc's folder layout: <root>/<uuid[0:2]>/<uuid[2:4]>/<uuid>, no extension."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from ..errors import ErrorCode, OrthancError
+
+log = logging.getLogger(__name__)
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class FolderStorage:
+    def __init__(self, root: str, fsync: bool = True):
+        self.root = os.path.abspath(root)
+        self.fsync = fsync
+        os.makedirs(self.root, exist_ok=True)
+
+    def _path(self, uuid: str) -> str:
+        if not _UUID.match(uuid):
+            raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE, "Bad attachment uuid")
+        return os.path.join(self.root, uuid[0:2], uuid[2:4], uuid)
+
+    def path_of(self, uuid: str) -> str | None:
+        return self._path(uuid)
+
+    def create(self, uuid: str, data: bytes) -> None:
+        path = self._path(uuid)
+        directory = os.path.dirname(path)
+        new_dir = not os.path.isdir(directory)
+        if new_dir:
+            os.makedirs(directory, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise OrthancError(ErrorCode.INTERNAL_ERROR, f"Storage file already exists: {uuid}") from None
+        except OSError as e:
+            raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, str(e.strerror)) from None
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as e:
+            os.close(fd)
+            self._unlink(path)
+            raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, str(e.strerror)) from None
+        os.close(fd)
+        if new_dir and self.fsync:
+            self._sync_dir(os.path.dirname(directory))
+            self._sync_dir(os.path.dirname(os.path.dirname(directory)))
+
+    @staticmethod
+    def _sync_dir(directory: str) -> None:
+        try:
+            fd = os.open(directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def read(self, uuid: str) -> bytes:
+        try:
+            with open(self._path(uuid), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise OrthancError(ErrorCode.INEXISTENT_FILE) from None
+
+    def read_range(self, uuid: str, start: int, end: int) -> bytes:
+        try:
+            with open(self._path(uuid), "rb") as f:
+                f.seek(start)
+                data = f.read(end - start)
+        except FileNotFoundError:
+            raise OrthancError(ErrorCode.INEXISTENT_FILE) from None
+        if len(data) != end - start:
+            raise OrthancError(ErrorCode.BAD_RANGE)
+        return data
+
+    def has_read_range(self) -> bool:
+        return True
+
+    def remove(self, uuid: str) -> None:
+        path = self._path(uuid)
+        self._unlink(path)
+        for directory in (os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                break
+
+    @staticmethod
+    def _unlink(path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("Cannot remove %s: %s", path, e)
+
+    def scan(self) -> list[str]:
+        found: list[str] = []
+        for first in _listdir(self.root):
+            if len(first) != 2:
+                continue
+            for second in _listdir(os.path.join(self.root, first)):
+                if len(second) != 2:
+                    continue
+                for name in _listdir(os.path.join(self.root, first, second)):
+                    if _UUID.match(name) and name[0:2] == first and name[2:4] == second:
+                        found.append(name)
+        return found
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (NotADirectoryError, FileNotFoundError):
+        return []
