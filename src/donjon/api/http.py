@@ -96,7 +96,7 @@ class Request:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "Cannot parse the JSON body") from None
+            raise OrthancError(ErrorCode.BAD_REQUEST, "The body is not valid JSON") from None
 
 
 @dataclass

@@ -117,8 +117,10 @@ def _parent(level: Level, parent: Level):  # type: ignore[no-untyped-def]
 
         def run(tx: Any) -> Any:
             found = tx.lookup(id)
-            if found is None or found[1] != level:
+            if found is None:
                 raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+            if found[1] != level:
+                raise EmptyAnswer(404)
             row = tx.resource(found[0])
             while row is not None and row.level > parent:
                 row = tx.resource(row.parent_id)

@@ -54,14 +54,18 @@ def build_query(level: Level, query: dict[int, str], case_sensitive: bool) -> Fi
     return FindQuery(level, constraints)
 
 
-def _level_of(tag: int, query_level: Level) -> Level | None:
-    """Level whose main tags hold `tag` (at or above the query level), None if it must be read from files."""
+_BELOW = Level.INSTANCE + 1  # marker: a main tag of a level below the query level
+
+
+def _level_of(tag: int, query_level: Level) -> int | None:
+    """Level whose main tags hold `tag`; None if it must be read from files; `_BELOW` if it is a main
+    tag of a lower level (Orthanc then matches nothing)."""
     lvl = _TAG_LEVEL.get(tag)
     if lvl is None:
         return None
     if tag == 0x00200037 and query_level == Level.INSTANCE:
         return Level.INSTANCE
-    return lvl if lvl <= query_level else None
+    return lvl if lvl <= query_level else _BELOW
 
 
 def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery) -> list[int]:
@@ -75,10 +79,13 @@ def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery) -> list[int]:
         if c.tag == MODALITIES_IN_STUDY and level == Level.STUDY:
             special.append(c)
             continue
-        lvl = _level_of(c.tag, level)
-        if lvl is None:
+        found = _level_of(c.tag, level)
+        if found is None:
             from_files.append(c)
             continue
+        if found == _BELOW:
+            return []
+        lvl = Level(found)
         by_level.setdefault(lvl, []).append(c)
         if c.tag in INDEXED_TAGS[lvl]:
             op = c.index_operation()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -17,11 +16,11 @@ RANGE_VRS = frozenset({"DA", "DT", "TM"})
 
 @lru_cache(maxsize=65536)
 def normalize(value: str) -> str:
-    """Case-insensitive form: accents removed, upper case (used for both the index and matching)."""
-    if value.isascii():
-        return value.upper()
-    decomposed = unicodedata.normalize("NFKD", value)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
+    """Case-insensitive form (used for both the index and matching): upper case, accents kept.
+
+    This is what Orthanc 1.10.1 observably does: "test-é*" finds "Test-éüäöò", "TEST-E*" does not.
+    """
+    return value.upper()
 
 
 def tag_vr(tag: int) -> str:
@@ -101,8 +100,11 @@ class Constraint:
 
 
 def parse_constraint(tag: int, value: str, case_sensitive: bool, vr: str | None = None) -> Constraint | None:
-    """Orthanc's reading of one query value; None for an empty value (no constraint)."""
-    if value == "" or value == "*":
+    """Orthanc's reading of one query value; None for an empty value (no constraint).
+
+    A lone `*` is a wildcard like any other: the tag must be present (and of a wildcard VR).
+    """
+    if value == "":
         return None
     vr = vr or tag_vr(tag)
     norm = (lambda s: s) if case_sensitive else normalize

@@ -64,7 +64,7 @@ class StoreResult:
 @dataclass
 class _Indexed:
     status: str
-    created: list[tuple[int, int, str]]  # (level, internal id, public id), instance first
+    created: list[tuple[int, int, str]]  # (level, internal id, public id), patient first
     chain: list[tuple[int, int, str]]  # series, study, patient of the instance
     events: list[ChangeEvent]
     deletion: Deletion | None
@@ -185,7 +185,7 @@ def _index(ctx: ServerContext, tx: SQLiteWriter, parsed: ParsedInstance, files: 
 
     # change log: NewInstance, then NewSeries / NewStudy / NewPatient for what was created
     events: list[ChangeEvent] = []
-    for level, rid, pub in created:
+    for level, rid, pub in reversed(created):
         change = NEW_RESOURCE_CHANGE[Level(level)]
         tx.log_change(change, rid, level, now)
         events.append(ChangeEvent(change, level, pub, now))

@@ -1,0 +1,143 @@
+"""Real servers for the tests: Donjon and Orthanc 1.10.1 as subprocesses on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = (ROOT.parent / "shared" / "dicom").resolve()
+if not SAMPLES.is_dir():
+    SAMPLES = Path(os.environ.get("DONJON_SAMPLES", "/work/shared/dicom"))
+ORTHANC = shutil.which("Orthanc")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sample_files() -> list[Path]:
+    """Every file of the sample set that is meant to be uploaded (DICOM or not)."""
+    out = []
+    for p in sorted(SAMPLES.rglob("*")):
+        if p.is_file() and p.suffix.lower() not in (".png", ".dump", ".pdf"):
+            out.append(p)
+    return out
+
+
+@dataclass
+class Server:
+    """A running server process with an HTTP client bound to it."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    http_port: int
+    dicom_port: int
+    config: dict[str, Any] = field(default_factory=dict)
+    auth: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, timeout=60, auth=self.auth)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.get(path, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.post(path, **kw)
+
+    def put(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.put(path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.delete(path, **kw)
+
+    def upload(self, path: Path | str) -> httpx.Response:
+        return self.client.post("/instances", content=Path(path).read_bytes())
+
+    def wipe(self) -> None:
+        for pid in self.get("/patients").json():
+            self.delete(f"/patients/{pid}")
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        path = self.workdir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _wait_ready(server: Server, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited at start-up:\n{server.log()}")
+        try:
+            r = server.client.get("/system")
+            if r.status_code in (200, 401):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"{server.name} did not start in {timeout}s:\n{server.log()}")
+
+
+def start_donjon(config: dict[str, Any] | None = None, workdir: Path | None = None,
+                 auth: tuple[str, str] | None = None, args: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> Server:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="donjon-test-"))
+    http_port, dicom_port = free_port(), free_port()
+    cfg: dict[str, Any] = {"HttpPort": http_port, "DicomPort": dicom_port,
+                           "StorageDirectory": str(workdir / "storage"), "StableAge": 2}
+    cfg.update(config or {})
+    http_port = cfg["HttpPort"]
+    (workdir / "config.json").write_text(json.dumps(cfg, indent=2))
+    log = open(workdir / "server.log", "ab")
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    process = subprocess.Popen([sys.executable, "-m", "donjon", str(workdir / "config.json"), *(args or [])],
+                               stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=full_env)
+    server = Server("donjon", f"http://127.0.0.1:{http_port}", process, workdir, http_port, dicom_port, cfg, auth)
+    _wait_ready(server)
+    return server
+
+
+def start_orthanc(config: dict[str, Any] | None = None) -> Server:
+    if ORTHANC is None:
+        raise RuntimeError("Orthanc is not installed (apt-get install orthanc)")
+    workdir = Path(tempfile.mkdtemp(prefix="orthanc-test-"))
+    http_port, dicom_port = free_port(), free_port()
+    cfg: dict[str, Any] = {"HttpPort": http_port, "DicomPort": dicom_port,
+                           "StorageDirectory": str(workdir / "storage"), "Plugins": [], "StableAge": 2,
+                           "RemoteAccessAllowed": False, "HttpCompressionEnabled": False}
+    cfg.update(config or {})
+    (workdir / "config.json").write_text(json.dumps(cfg, indent=2))
+    log = open(workdir / "server.log", "ab")
+    process = subprocess.Popen([ORTHANC, str(workdir / "config.json")], stdout=log, stderr=subprocess.STDOUT,
+                               cwd=workdir, env={**os.environ, "TCP_NODELAY": "1"})
+    server = Server("orthanc", f"http://127.0.0.1:{http_port}", process, workdir, http_port, dicom_port, cfg)
+    _wait_ready(server)
+    return server
