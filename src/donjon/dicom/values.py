@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
 
 MAX_STRING_LENGTH = 256  # longer values are NULL in main tags and "TooLong" in /tags
 
@@ -36,24 +37,21 @@ DEFAULT_ENCODINGS = {
 }
 
 
-def element_vr(raw: RawDataElement) -> str:
+def element_vr(raw: Any) -> str:
+    """The VR of a raw element; implicit-VR elements take the dictionary's."""
     vr = raw.VR
-    if vr is None or (vr == "UN" and raw.tag.is_private is False and _known(raw.tag)):
-        try:
-            vr = dictionary_VR(raw.tag)
-        except KeyError:
-            return "UN"
-        if " or " in vr:
-            vr = vr.split(" or ")[0]
+    if vr is None:
+        return dictionary_vr(int(raw.tag))
     return vr
 
 
-def _known(tag: int) -> bool:
+@lru_cache(maxsize=8192)
+def dictionary_vr(tag: int) -> str:
     try:
-        dictionary_VR(tag)
-        return True
+        vr = dictionary_VR(tag)
     except KeyError:
-        return False
+        return "UN"
+    return vr.split(" or ")[0]
 
 
 def dataset_encodings(specific_character_set: bytes | str | Sequence[str] | None, default: str) -> list[str]:
@@ -125,7 +123,7 @@ def _format_float(x: float, digits: int) -> str:
     return text
 
 
-def raw_to_string(raw: RawDataElement, encodings: list[str], little_endian: bool = True) -> str | None:
+def raw_to_string(raw: Any, encodings: list[str], little_endian: bool = True) -> str | None:
     """Orthanc's string of a leaf element, or None when it has no string form (binary)."""
     vr = element_vr(raw)
     value = raw.value

@@ -28,17 +28,10 @@ class FolderStorage:
         return self._path(uuid)
 
     def create(self, uuid: str, data: bytes) -> None:
+        """Write and fsync the file. The directory entry is made durable by the same journal commit on
+        journaling file systems (ext4, xfs), which is what Orthanc relies on too."""
         path = self._path(uuid)
-        directory = os.path.dirname(path)
-        new_dir = not os.path.isdir(directory)
-        if new_dir:
-            os.makedirs(directory, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            raise OrthancError(ErrorCode.INTERNAL_ERROR, f"Storage file already exists: {uuid}") from None
-        except OSError as e:
-            raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, str(e.strerror)) from None
+        fd = self._open_new(path, uuid)
         try:
             view = memoryview(data)
             while view:
@@ -51,22 +44,19 @@ class FolderStorage:
             self._unlink(path)
             raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, str(e.strerror)) from None
         os.close(fd)
-        if new_dir and self.fsync:
-            self._sync_dir(os.path.dirname(directory))
-            self._sync_dir(os.path.dirname(os.path.dirname(directory)))
 
     @staticmethod
-    def _sync_dir(directory: str) -> None:
-        try:
-            fd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+    def _open_new(path: str, uuid: str) -> int:
+        for _ in range(5):  # a concurrent removal may delete the folders between makedirs and open
+            try:
+                return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            except FileExistsError:
+                raise OrthancError(ErrorCode.INTERNAL_ERROR, f"Storage file already exists: {uuid}") from None
+            except OSError as e:
+                raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, str(e.strerror)) from None
+        raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, f"Cannot create the folder of {uuid}")
 
     def read(self, uuid: str) -> bytes:
         try:
