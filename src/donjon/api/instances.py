@@ -9,12 +9,12 @@ import os
 import zipfile
 import zlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from ..core.attachments import read_attachment
 from ..core.store import StoreOrigin
 from ..errors import ErrorCode, OrthancError
-from ..registry import CompressionType, ContentType, Level, Origin
+from ..index.protocol import FileInfo
+from ..registry import CompressionType, ContentType, Origin
 from .app import Api
 from .http import Request, Response, Router, json_response
 
@@ -99,15 +99,10 @@ def _store_zip(api: Api, body: bytes, origin: StoreOrigin) -> list[dict[str, str
 
 async def download(api: Api, request: Request, id: str) -> Response:
     ctx = api.ctx
-
-    def lookup(tx: Any) -> Any:
-        found = tx.lookup(id)
-        if found is None or found[1] != Level.INSTANCE:
-            return None
-        return tx.attachment(found[0], ContentType.DICOM)
-    info = ctx.index.read(lookup)
-    if info is None:
+    info = ctx.index.reader().instance_attachment(id, ContentType.DICOM)
+    if not info:
         raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+    assert isinstance(info, FileInfo)
     headers = [(b"content-disposition", f'filename="{info.uuid}.dcm"'.encode())]
     path = ctx.storage.path_of(info.uuid)
     if info.compression == CompressionType.NONE and path is not None and info.compressed_size > _STREAM_THRESHOLD:

@@ -52,11 +52,10 @@ def _list(level: Level):  # type: ignore[no-untyped-def]
         since, limit = window if window is not None else (0, 0)
         ctx = api.ctx
 
-        def run() -> Any:
-            if not expand:
-                return ctx.index.read(lambda tx: tx.list_level_public(level, since, limit))
-            return ctx.index.read(lambda tx: describe(ctx, tx, tx.list_level(level, since, limit), fmt))
-        return json_response(await api.run(run))
+        if not expand:
+            return json_response(ctx.index.reader().list_level_public(level, since, limit))
+        return json_response(await api.run(
+            ctx.index.read, lambda tx: describe(ctx, tx, tx.list_level(level, since, limit), fmt)))
     return handler
 
 

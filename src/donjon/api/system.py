@@ -66,7 +66,7 @@ def _mb(value: int) -> int:
 
 
 async def statistics(api: Api, request: Request) -> Response:
-    c = api.ctx.index.read(lambda tx: tx.counters())
+    c = api.ctx.index.reader().counters()
     return json_response({
         "CountInstances": c["level4"], "CountPatients": c["level1"], "CountSeries": c["level3"],
         "CountStudies": c["level2"],

@@ -128,6 +128,19 @@ class SQLiteReader:
                 out.setdefault(rid, {})[t] = v
         return out
 
+    def instance_attachment(self, public_id: str, content_type: int) -> FileInfo | bool | None:
+        """The attachment of an instance given by its public id, in one statement.
+
+        False when there is no such instance, None when the instance has no such attachment.
+        """
+        row = self.conn.execute(
+            "SELECT a.uuid, a.type, a.uncompressed_size, a.uncompressed_md5, a.compression, a.compressed_size, "
+            "a.compressed_md5, a.revision, r.id FROM resources r LEFT JOIN attachments a ON a.resource_id = r.id "
+            "AND a.type = ? WHERE r.public_id = ? AND r.level = 4", (content_type, public_id)).fetchone()
+        if row is None:
+            return False
+        return FileInfo(*row[:8]) if row[0] is not None else None
+
     def attachments(self, internal_id: int) -> dict[int, FileInfo]:
         rows = self.conn.execute(
             "SELECT uuid, type, uncompressed_size, uncompressed_md5, compression, compressed_size, "
@@ -494,7 +507,16 @@ class SQLiteIndex:
         # future migrations: `if version < 2: ...` each in its own transaction
 
     # -- public API -------------------------------------------------------------------------------
+    def reader(self) -> SQLiteReader:
+        """This thread's reader, outside any transaction: for reads of one statement."""
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = SQLiteReader(self._reader_conn())
+            self._local.reader = reader
+        return reader
+
     def read(self, fn: Callable[[SQLiteReader], T]) -> T:
+        """Run `fn` in a read transaction (one consistent snapshot for several statements)."""
         conn = self._reader_conn()
         conn.execute("BEGIN")
         try:
