@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import uvicorn
 
@@ -23,16 +24,29 @@ def build_uvicorn(config: Configuration, app: DonjonApp, host: str = "0.0.0.0") 
     return uvicorn.Server(uv_config)
 
 
-def run_server(config: Configuration, no_jobs: bool = False) -> int:
+def run_server(config: Configuration, no_jobs: bool = False,
+               reload_config: Callable[[], Configuration] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM or `POST /tools/shutdown`; `POST /tools/reset` rebuilds the context."""
     ctx = ServerContext(config)
+    app = DonjonApp(ctx)
     try:
-        app = DonjonApp(ctx)
         if not config["HttpServerEnabled"]:
             log.warning("HttpServerEnabled is false: the REST API is not served")
             return 0
         server = build_uvicorn(config, app)
+
+        def shutdown() -> None:
+            server.should_exit = True
+
+        def reset() -> ServerContext:
+            new_config = reload_config() if reload_config is not None else app.ctx.config
+            app.ctx.close()
+            return ServerContext(new_config)
+
+        app.shutdown_hook = shutdown
+        app.reset_hook = reset
         log.warning("Donjon has started: HTTP on port %d", config["HttpPort"])
         server.run()
         return 0
     finally:
-        ctx.close()
+        app.ctx.close()

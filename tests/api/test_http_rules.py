@@ -130,3 +130,15 @@ def test_tools(donjon: Server) -> None:
     uid = donjon.get("/tools/generate-uid?level=series").text
     assert uid.startswith("1.2.276.0.7230010.3.1.3.")
     assert len(donjon.get("/tools/generate-uid?level=patient").text) == 36
+
+
+def test_reset_and_shutdown(samples) -> None:
+    server = start_donjon()
+    try:
+        iid = server.upload(samples / "DummyCT.dcm").json()["ID"]
+        assert server.post("/tools/reset").json() == {}
+        assert server.get(f"/instances/{iid}").status_code == 200  # same index after the reset
+        assert server.post("/tools/shutdown").json() == {}
+        assert server.process.wait(timeout=15) == 0
+    finally:
+        server.stop()

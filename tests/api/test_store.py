@@ -138,3 +138,14 @@ def test_patient_id_collision_shares_one_patient(fresh: Server, samples) -> None
     assert patients[0]["MainDicomTags"]["PatientName"] == "HELLO"  # the first instance wins
     studies = fresh.get("/studies?expand").json()
     assert sorted(s["PatientMainDicomTags"]["PatientName"] for s in studies) == ["FOO", "HELLO", "WORLD"]
+
+
+def test_multipart_upload_posts_each_part(fresh: Server, samples) -> None:
+    files = {"a": ("a.dcm", (samples / KNEE1).read_bytes(), "application/dicom"),
+             "b": ("b.dcm", (samples / "Knee/T1/IM-0001-0002.dcm").read_bytes(), "application/dicom")}
+    r = fresh.post("/instances", files=files)
+    assert r.status_code == 200 and r.content == b""
+    assert fresh.get("/statistics").json()["CountInstances"] == 2
+    bad = {"a": ("a.dcm", (samples / "Knee/T1/IM-0001-0003.dcm").read_bytes()), "b": ("b.bin", b"garbage")}
+    r = fresh.post("/instances", files=bad)
+    assert r.status_code == 400 and r.json()["OrthancStatus"] == 15

@@ -15,6 +15,7 @@ import orjson
 from ..core.context import ServerContext
 from ..errors import HTTP_REASONS, EmptyAnswer, ErrorCode, OrthancError, describe
 from .http import Request, Response, Router
+from .multipart import boundary_of, split_parts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +61,17 @@ class DonjonApp:
             base64.b64encode(f"{u}:{p}".encode()).decode("ascii"): u for u, p in users.items()
         }
         self.describe_errors = bool(config["HttpDescribeErrors"])
+        self.shutdown_hook: Callable[[], None] | None = None
+        self.reset_hook: Callable[[], ServerContext] | None = None
+
+    async def reset(self) -> None:
+        """Rebuild the server context in-process (`POST /tools/reset`)."""
+        if self.reset_hook is None:
+            return
+        loop = asyncio.get_running_loop()
+        new_ctx = await loop.run_in_executor(self.api.pool, self.reset_hook)
+        self.ctx = new_ctx
+        self.api.ctx = new_ctx
 
     @property
     def is_secure(self) -> bool:
@@ -138,7 +150,27 @@ class DonjonApp:
         if handler is None:
             allowed = ",".join(m for m in ("GET", "POST", "PUT", "DELETE") if m in handlers)
             return Response(405, headers=[(b"allow", allowed.encode())])
+        content_type = request.headers.get("content-type", "")
+        if method == "POST" and content_type.lower().startswith("multipart/form-data"):
+            return await self._multipart(request, handler, params, content_type)
         return await handler(self.api, request, **params)
+
+    async def _multipart(self, request: Request, handler: Any, params: dict[str, Any],
+                         content_type: str) -> Response:
+        """Orthanc's rule: every part is posted on its own, answers dropped, 200 with an empty body."""
+        boundary = boundary_of(content_type)
+        if boundary is None:
+            raise OrthancError(ErrorCode.BAD_REQUEST, "multipart/form-data without a boundary")
+        body = await request.body()
+        for part in split_parts(body, boundary):
+            sub = Request(request.scope, request.receive, request.method, request.path, request.components)
+            sub.headers = dict(request.headers)
+            sub.headers["content-type"] = part.headers.get("content-type", "application/octet-stream")
+            sub.headers.pop("content-length", None)
+            sub.username = request.username
+            sub._body = part.body
+            await handler(self.api, sub, **params)
+        return Response(200, b"", None)
 
     def error_response(self, request: Request, error: OrthancError) -> Response:
         status = error.http_status

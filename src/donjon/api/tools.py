@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid as uuidlib
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..dicom.main_tags import IDENTIFIER_TAG, format_tag
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
 from ..registry import Level, parse_level
 from .app import Api
-from .http import Request, Response, Router, json_response, text_response
+from .http import EMPTY_JSON_OBJECT, Request, Response, Router, json_response, text_response
 
 _UID_ROOTS = {"study": "1.2.276.0.7230010.3.1.2.", "series": "1.2.276.0.7230010.3.1.3.",
               "instance": "1.2.276.0.7230010.3.1.4."}
@@ -35,6 +36,20 @@ def register(router: Router) -> None:
     router.add("GET", "/tools/generate-uid", generate_uid_route)
     router.add("POST", "/tools/lookup", lookup)
     router.add("POST", "/tools/find", find_route)
+    router.add("POST", "/tools/reset", reset)
+    router.add("POST", "/tools/shutdown", shutdown)
+
+
+async def reset(api: Api, request: Request) -> Response:
+    if api.app is not None:
+        await api.app.reset()
+    return EMPTY_JSON_OBJECT
+
+
+async def shutdown(api: Api, request: Request) -> Response:
+    if api.app is not None and api.app.shutdown_hook is not None:
+        asyncio.get_running_loop().call_later(0.1, api.app.shutdown_hook)
+    return EMPTY_JSON_OBJECT
 
 
 async def tools_index(api: Api, request: Request) -> Response:
