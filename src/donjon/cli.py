@@ -1,4 +1,9 @@
-"""`donjon [CONFIG...] [options]`: Orthanc's command line, then the server."""
+"""`donjon [OPTION]... [CONFIGURATION]...`: Orthanc's command line, then the server.
+
+As in Orthanc, the options are read from left to right, an option that prints something (`--help`,
+`--version`, `--errors`, `--config=`, `--openapi=`) does it at once and exits, and an unknown option
+only gives a warning. Exit status: 0 on success, -1 (255) on error, as Orthanc on Unix.
+"""
 
 from __future__ import annotations
 
@@ -10,101 +15,208 @@ import time
 from . import __version__
 from .registry import ConfigurationError
 
+EXIT_FAILURE = -1
+
 USAGE = f"""Usage: donjon [OPTION]... [CONFIGURATION]...
 Donjon {__version__}, a lightweight RESTful DICOM server speaking Orthanc's REST API.
 
-CONFIGURATION: a JSON file (comments allowed) or a folder of JSON files; without one,
-the embedded defaults are used (SQLite index and storage in ./OrthancStorage).
+CONFIGURATION is a JSON file (with // and /* */ comments) or a folder whose .json files are
+merged; several can be given, the later ones win. Without one, the defaults are used. Every
+option can also be set as ORTHANC__OPTION_NAME in the environment (ORTHANC__HTTP_PORT=8043).
 
-  --help              this help
-  --version           the version of Donjon
-  --config=FILE       write a documented sample configuration to FILE ("-" for stdout)
-  --errors            the list of error codes
-  --openapi=FILE      write the OpenAPI description of the REST API to FILE
-  --verbose           informative logs
-  --trace             debug logs
-  --logdir=DIR        write the logs into a new file in DIR
-  --logfile=FILE      write the logs into FILE (appending)
+Options are read from left to right:
+  --help              display this help and exit
+  --version           output version information and exit
+  --config=FILE       write a documented sample configuration to FILE and exit ("-": stdout)
+  --errors            print the error codes and exit
+  --openapi=FILE      write the OpenAPI description of the REST API to FILE and exit ("-": stdout)
+  --verbose           be verbose in logs
+  --trace             highest verbosity in logs (for debugging)
+  --verbose-CATEGORY  be verbose in the logs of one category (generic, http, dicom, sqlite, jobs,
+  --trace-CATEGORY    plugins, lua); same with the highest verbosity
+  --logdir=DIR        write the logs into a new file of the existing folder DIR
+  --logfile=FILE      append the logs to FILE
   --no-jobs           do not restart the jobs saved in the index
+  --upgrade           upgrade the index and exit (Donjon upgrades its index by itself)
+
+Exit status: 0 on success, 255 on error.
 """
 
+VERSION = f"""Donjon {__version__}
+A lightweight RESTful DICOM server speaking Orthanc's REST API.
+Licensed under the Apache License, version 2.0.
+"""
 
-def _setup_logging(level: int, logdir: str | None, logfile: str | None) -> None:
-    handlers: list[logging.Handler] = []
-    if logdir:
-        os.makedirs(logdir, exist_ok=True)
-        name = time.strftime("Donjon-%Y%m%d-%H%M%S.log")
-        handlers.append(logging.FileHandler(os.path.join(logdir, name)))
-    elif logfile:
-        handlers.append(logging.FileHandler(logfile))
-    else:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(level=level, handlers=handlers,
-                        format="%(levelname).1s%(asctime)s %(threadName)s %(name)s] %(message)s",
-                        datefmt="%m%d %H:%M:%S")
+# Orthanc's log categories -> the loggers they stand for in Donjon
+LOG_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "generic": ("donjon",),
+    "http": ("donjon.api", "uvicorn"),
+    "dicom": ("donjon.dicom", "donjon.network", "pynetdicom"),
+    "sqlite": ("donjon.index",),
+    "jobs": ("donjon.jobs",),
+    "plugins": ("donjon.plugins",),
+    "lua": ("donjon.lua",),
+}
+
+_FORMAT = "%(levelname).1s%(asctime)s.%(msecs)03d %(threadName)s %(name)s] %(message)s"
+
+
+class _Options:
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.level = logging.WARNING
+        self.categories: dict[str, int] = {}
+        self.handler: logging.Handler | None = None
+        self.no_jobs = False
+        self.upgrade = False
+        self.unsupported: list[str] = []
+
+
+def print_errors() -> None:
+    """The error codes, in the layout of Orthanc's `--errors`."""
+    from .errors import all_errors
+
+    print(f"Donjon {__version__}")
+    print("A lightweight RESTful DICOM server speaking Orthanc's REST API.")
+    print()
+    print("List of error codes that could be returned by Donjon:")
+    print()
+    for code, _name, description, _status in all_errors():
+        print(f"{code:>16}   {description}")
+    print()
+
+
+def _fail(message: str, opts: _Options) -> int:
+    """One line on the standard error (and in the log file, if any), and the failure status."""
+    print(f"Donjon cannot start: {message}", file=sys.stderr)
+    if opts.handler is not None:
+        logging.getLogger("donjon").error("Donjon cannot start: %s", message)
+    return EXIT_FAILURE
+
+
+def _category(arg: str) -> tuple[str, int] | None:
+    for prefix, level in (("--verbose-", logging.INFO), ("--trace-", logging.DEBUG)):
+        if arg.startswith(prefix) and arg[len(prefix):] in LOG_CATEGORIES:
+            return arg[len(prefix):], level
+    return None
+
+
+def _file_handler(path: str) -> logging.Handler:
+    return logging.FileHandler(path, mode="a", encoding="utf-8")
+
+
+def _parse(args: list[str]) -> _Options | int:
+    """The options, or an exit status when an option has done its work (or failed)."""
+    opts = _Options()
+    for arg in args:
+        if not arg:
+            continue
+        if not arg.startswith("-"):
+            opts.paths.append(arg)
+        elif arg in ("--help", "-h"):
+            print(USAGE, end="")
+            return 0
+        elif arg == "--version":
+            print(VERSION, end="")
+            return 0
+        elif arg == "--errors":
+            print_errors()
+            return 0
+        elif arg.startswith("--config="):
+            from .sample_config import write_sample
+
+            target = arg[len("--config="):]
+            try:
+                write_sample(target)
+            except OSError as e:
+                print(f"Cannot write the sample configuration to {target!r}: {e.strerror}", file=sys.stderr)
+                return EXIT_FAILURE
+            return 0
+        elif arg.startswith("--openapi="):
+            from .openapi import write_openapi
+
+            target = arg[len("--openapi="):]
+            try:
+                write_openapi(target)
+            except OSError as e:
+                print(f"Cannot write the OpenAPI description to {target!r}: {e.strerror}", file=sys.stderr)
+                return EXIT_FAILURE
+            return 0
+        elif arg == "--verbose":
+            opts.level = logging.INFO
+        elif arg == "--trace":
+            opts.level = logging.DEBUG
+        elif (category := _category(arg)) is not None:
+            opts.categories[category[0]] = category[1]
+        elif arg.startswith("--logdir="):
+            folder = arg[len("--logdir="):]
+            if not os.path.isdir(folder):
+                print(f"The folder where to store the log files ({folder}) does not exist, aborting",
+                      file=sys.stderr)
+                return EXIT_FAILURE
+            name = time.strftime("Donjon-%Y%m%d-%H%M%S") + f".{os.getpid()}.log"
+            try:
+                opts.handler = _file_handler(os.path.join(folder, name))
+            except OSError as e:
+                print(f"Cannot write a log file in {folder}: {e.strerror}, aborting", file=sys.stderr)
+                return EXIT_FAILURE
+        elif arg.startswith("--logfile="):
+            path = arg[len("--logfile="):]
+            try:
+                opts.handler = _file_handler(path)
+            except OSError as e:
+                print(f"Cannot write to the log file {path}: {e.strerror}, aborting", file=sys.stderr)
+                return EXIT_FAILURE
+        elif arg == "--no-jobs":
+            opts.no_jobs = True
+        elif arg == "--upgrade":
+            opts.upgrade = True
+        elif arg == "--logs-no-thread":
+            pass
+        else:
+            opts.unsupported.append(arg)
+    return opts
+
+
+def _setup_logging(opts: _Options) -> None:
+    handler = opts.handler or logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%m%d %H:%M:%S"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(opts.level)
+    for category, level in opts.categories.items():
+        for name in LOG_CATEGORIES[category]:
+            logging.getLogger(name).setLevel(min(level, opts.level))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    paths: list[str] = []
-    level = logging.WARNING
-    logdir = logfile = None
-    no_jobs = False
-    for arg in args:
-        if arg in ("--help", "-h"):
-            print(USAGE)
-            return 0
-        if arg == "--version":
-            print(f"Donjon {__version__}")
-            return 0
-        if arg == "--errors":
-            from .errors import all_errors
-
-            print(f"Donjon {__version__}\n\nList of error codes that could be returned:\n")
-            for code, _name, desc, _status in all_errors():
-                print(f"{code:>16}   {desc}")
-            return 0
-        if arg.startswith("--config="):
-            from .sample_config import write_sample
-
-            write_sample(arg[len("--config="):])
-            return 0
-        if arg.startswith("--openapi="):
-            from .openapi import write_openapi
-
-            write_openapi(arg[len("--openapi="):])
-            return 0
-        if arg == "--verbose":
-            level = min(level, logging.INFO)
-        elif arg == "--trace":
-            level = logging.DEBUG
-        elif arg.startswith("--logdir="):
-            logdir = arg[len("--logdir="):]
-        elif arg.startswith("--logfile="):
-            logfile = arg[len("--logfile="):]
-        elif arg == "--no-jobs":
-            no_jobs = True
-        elif arg.startswith("--"):
-            print(f"Unknown option: {arg}\n\n{USAGE}", file=sys.stderr)
-            return 2
-        else:
-            paths.append(arg)
-    _setup_logging(level, logdir, logfile)
+    parsed = _parse(args)
+    if isinstance(parsed, int):
+        return parsed
+    opts = parsed
+    _setup_logging(opts)
     log = logging.getLogger("donjon")
+    for arg in opts.unsupported:
+        log.warning("Option unsupported by Donjon: %s", arg)
+    log.warning("Donjon version: %s", __version__)
     try:
         from .config import Configuration
 
-        config = Configuration.load(paths)
+        config = Configuration.load(opts.paths)
     except ConfigurationError as e:
-        print(f"Donjon cannot start: {e}", file=sys.stderr)
-        return 1
+        return _fail(str(e), opts)
+    if opts.upgrade:
+        log.warning("Donjon upgrades its index by itself when it starts: nothing to do for --upgrade")
+        return 0
     from .server import run_server
 
     try:
-        return run_server(config, no_jobs=no_jobs)
+        return run_server(config, no_jobs=opts.no_jobs, reload_config=lambda: Configuration.load(opts.paths))
     except ConfigurationError as e:
-        print(f"Donjon cannot start: {e}", file=sys.stderr)
-        return 1
+        return _fail(str(e), opts)
     except KeyboardInterrupt:
         log.info("interrupted")
         return 0

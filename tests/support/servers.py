@@ -115,7 +115,7 @@ def start_donjon(config: dict[str, Any] | None = None, workdir: Path | None = No
     cfg.update(config or {})
     http_port = cfg["HttpPort"]
     (workdir / "config.json").write_text(json.dumps(cfg, indent=2))
-    log = open(workdir / "server.log", "ab")
+    log = open(workdir / "server.log", "ab")  # noqa: SIM115 - the child process keeps it
     full_env = dict(os.environ)
     full_env.update(env or {})
     process = subprocess.Popen([sys.executable, "-m", "donjon", str(workdir / "config.json"), *(args or [])],
@@ -135,7 +135,7 @@ def start_orthanc(config: dict[str, Any] | None = None) -> Server:
                            "RemoteAccessAllowed": False, "HttpCompressionEnabled": False}
     cfg.update(config or {})
     (workdir / "config.json").write_text(json.dumps(cfg, indent=2))
-    log = open(workdir / "server.log", "ab")
+    log = open(workdir / "server.log", "ab")  # noqa: SIM115 - the child process keeps it
     process = subprocess.Popen([ORTHANC, str(workdir / "config.json")], stdout=log, stderr=subprocess.STDOUT,
                                cwd=workdir, env={**os.environ, "TCP_NODELAY": "1"})
     server = Server("orthanc", f"http://127.0.0.1:{http_port}", process, workdir, http_port, dicom_port, cfg)

@@ -52,7 +52,7 @@ class DonjonApp:
         self.authentication = bool(auth) if isinstance(auth, bool) else self.remote_access
         users = dict(config["RegisteredUsers"])
         self.insecure_default_user = False
-        if self.authentication and not users and self.remote_access:
+        if self.authentication and not config.is_set("RegisteredUsers") and self.remote_access:
             users = {"orthanc": "orthanc"}
             self.insecure_default_user = True
             log.warning("Remote access is allowed with authentication but no RegisteredUsers: the default "
