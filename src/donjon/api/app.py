@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import hmac
 import logging
 from collections.abc import Callable
@@ -23,6 +24,10 @@ T = TypeVar("T")
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 _REALM = b'Basic realm="Orthanc Secure Area"'
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+_COMPRESS_MIN = 2048
+_COMPRESSIBLE = frozenset({b"application/json", b"application/xml", b"text/plain", b"text/html", b"text/css",
+                           b"application/javascript", b"text/javascript", b"application/pdf",
+                           b"image/x-portable-arbitrarymap"})
 
 
 class Api:
@@ -61,6 +66,7 @@ class DonjonApp:
             base64.b64encode(f"{u}:{p}".encode()).decode("ascii"): u for u, p in users.items()
         }
         self.describe_errors = bool(config["HttpDescribeErrors"])
+        self.compression = bool(config["HttpCompressionEnabled"])
         self.shutdown_hook: Callable[[], None] | None = None
         self.reset_hook: Callable[[], ServerContext] | None = None
 
@@ -122,7 +128,22 @@ class DonjonApp:
         except Exception:
             log.exception("Internal error on %s %s", method, path)
             response = self.error_response(request, OrthancError(ErrorCode.INTERNAL_ERROR))
+        if self.compression and response.stream is None and len(response.body) >= _COMPRESS_MIN:
+            response = self._maybe_gzip(request, response)
         await self._send(send, response, method)
+
+    @staticmethod
+    def _maybe_gzip(request: Request, response: Response) -> Response:
+        """`HttpCompressionEnabled`: gzip large textual answers for clients that accept it (mainline rule)."""
+        ctype = (response.content_type or b"").split(b";")[0].strip()
+        if ctype not in _COMPRESSIBLE:
+            return response
+        accepted = request.headers.get("accept-encoding", "")
+        if "gzip" not in [a.split(";")[0].strip().lower() for a in accepted.split(",")]:
+            return response
+        body = gzip.compress(response.body, compresslevel=6)
+        return Response(response.status, body, response.content_type,
+                        [*response.headers, (b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")])
 
     async def _dispatch(self, request: Request) -> Response:
         if not self.remote_access and request.client not in _LOOPBACK:
