@@ -1,0 +1,86 @@
+"""Leader/follower group commit for a single-writer database.
+
+The first thread that wants to write while no batch is running becomes the leader: it takes every
+pending request (its own included), runs them in one transaction in its own thread and commits once.
+Threads that arrive meanwhile wait; when the batch is done, one of them leads the next batch with
+everything that accumulated. A lone writer thus pays no thread hand-off, and N concurrent writers
+share one fsync.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+W = TypeVar("W")
+
+
+class WriteRequest(Generic[W]):
+    __slots__ = ("done", "error", "fn", "value")
+
+    def __init__(self, fn: Callable[[W], Any]):
+        self.fn = fn
+        self.done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def succeed(self, value: Any) -> None:
+        self.value = value
+        self.done = True
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done = True
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class GroupCommitter(Generic[W]):
+    """`run_batch(requests)` must settle every request (succeed or fail) and never raise."""
+
+    def __init__(self, run_batch: Callable[[list[WriteRequest[W]]], None], max_batch: int = 256):
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._cond = threading.Condition()
+        self._pending: list[WriteRequest[W]] = []
+        self._busy = False
+        self._local = threading.local()
+
+    def in_batch(self) -> bool:
+        """True in the leader's thread while it runs a batch (nested writes run inline)."""
+        return bool(getattr(self._local, "leading", False))
+
+    def execute(self, fn: Callable[[W], T]) -> T:
+        req: WriteRequest[W] = WriteRequest(fn)
+        with self._cond:
+            self._pending.append(req)
+            while not req.done and self._busy:
+                self._cond.wait()
+            if req.done:
+                return req.outcome()  # type: ignore[no-any-return]
+            self._busy = True
+            others = [r for r in self._pending if r is not req]
+            batch = [req, *others[:self._max_batch - 1]]
+            self._pending = others[self._max_batch - 1:]
+        self._local.leading = True
+        try:
+            self._run_batch(batch)
+        except BaseException as e:  # the batch runner must settle requests; never leave one hanging
+            for r in batch:
+                if not r.done:
+                    r.fail(e)
+        finally:
+            self._local.leading = False
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+        return req.outcome()  # type: ignore[no-any-return]
+
+    def pending_count(self) -> int:
+        with self._cond:
+            return len(self._pending)

@@ -1,0 +1,68 @@
+import threading
+import time
+
+import pytest
+
+from donjon.index.group_commit import GroupCommitter
+
+
+def test_lone_writer_runs_in_its_own_thread():
+    seen = []
+
+    def run_batch(batch):
+        seen.append((threading.current_thread(), len(batch)))
+        for r in batch:
+            r.succeed(r.fn(None))
+
+    gc = GroupCommitter(run_batch)
+    assert gc.execute(lambda w: 42) == 42
+    assert seen == [(threading.current_thread(), 1)]
+
+
+def test_concurrent_writers_share_batches_and_get_their_own_results():
+    batches = []
+
+    def run_batch(batch):
+        time.sleep(0.01)  # like an fsync
+        batches.append(len(batch))
+        for r in batch:
+            r.succeed(r.fn(None))
+
+    gc = GroupCommitter(run_batch)
+    results = {}
+
+    def worker(i):
+        results[i] = gc.execute(lambda w, i=i: i * 2)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: i * 2 for i in range(20)}
+    assert sum(batches) == 20
+    assert len(batches) < 20  # some requests were committed together
+
+
+def test_failures_stay_with_their_request():
+    def run_batch(batch):
+        for r in batch:
+            try:
+                r.succeed(r.fn(None))
+            except Exception as e:
+                r.fail(e)
+
+    gc = GroupCommitter(run_batch)
+    with pytest.raises(ValueError):
+        gc.execute(lambda w: (_ for _ in ()).throw(ValueError("boom")))
+    assert gc.execute(lambda w: "ok") == "ok"
+
+
+def test_a_crashing_batch_runner_settles_every_request():
+    def run_batch(batch):
+        raise RuntimeError("disk on fire")
+
+    gc = GroupCommitter(run_batch)
+    with pytest.raises(RuntimeError):
+        gc.execute(lambda w: 1)
+    assert gc.pending_count() == 0
