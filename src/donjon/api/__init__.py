@@ -6,9 +6,9 @@ from .http import Router
 
 
 def build_router() -> Router:
-    from . import instances, resources, system, tools
+    from . import instances, protection, resources, system, tools
 
     router = Router()
-    for module in (system, resources, instances, tools):
+    for module in (system, resources, instances, tools, protection):
         module.register(router)
     return router
