@@ -349,8 +349,9 @@ _OPTIONS: tuple[Option, ...] = (
                example="/tmp/Donjon/"),
         Option("StorageCompression", False, "bool",
                "Compress new attachments with zlib (Orthanc's on-disk format)."),
-        Option("StorageCompressionLevel", 6, "int",
-               "zlib level (1..9) used when StorageCompression is on (Donjon extension).",
+        Option("StorageCompressionLevel", 1, "int",
+               "zlib level (1..9) when StorageCompression is on (Donjon extension). 1 compresses 4-6x "
+               "faster than Orthanc's 6 for 2-5% larger files; any level reads back everywhere.",
                minimum=1, maximum=9),
         Option("MaximumStorageSize", 0, "uint", "Maximum size of the storage in MB (0: no limit)."),
         Option("MaximumPatientCount", 0, "uint", "Maximum number of patients (0: no limit)."),
