@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from .errors import ErrorCode, OrthancError
 
@@ -103,6 +104,13 @@ class ContentType(IntEnum):
 
 CONTENT_TYPE_NAMES: dict[int, str] = {1: "dicom", 2: "dicom-as-json", 3: "dicom-until-pixel-data"}
 
+# What `GET .../attachments/{name}/data` answers for the core types (user types: configured MIME, else
+# octet-stream) and the extension of the `Content-Disposition` file name.
+CONTENT_TYPE_MIME: dict[int, str] = {1: "application/dicom", 2: "application/json; charset=utf-8",
+                                     3: "application/octet-stream"}
+CONTENT_TYPE_EXTENSION: dict[int, str] = {1: ".dcm", 2: ".json", 3: ".dcm"}
+DEFAULT_MIME = "application/octet-stream"
+
 
 class CompressionType(IntEnum):
     NONE = 1
@@ -155,6 +163,13 @@ class GlobalProperty(IntEnum):
     PEERS = 21
 
 
+GLOBAL_PROPERTY_NAMES: dict[int, str] = {
+    1: "DatabaseSchemaVersion", 2: "FlushSleep", 3: "AnonymizationSequence", 4: "DatabasePatchLevel",
+    5: "JobsRegistry", 6: "GetTotalSizeIsFast", **{10 + i: f"DatabaseInternal{i}" for i in range(10)},
+    20: "Modalities", 21: "Peers",
+}
+
+
 class Origin:
     UNKNOWN = "Unknown"
     DICOM_PROTOCOL = "DicomProtocol"
@@ -173,7 +188,7 @@ class Reservation:
 
 
 # Keys that known applications (Orthanc's plugins and viewers) use, so that Donjon users do not
-# pick them for their own data by accident.
+# pick them for their own data by accident (the Orthanc Book's central registry).
 RESERVED_KEYS: tuple[Reservation, ...] = (
     Reservation("attachment", 4301, 4301, "DICOMweb plugin (cached WADO-RS series metadata)"),
     Reservation("attachment", 9997, 9997, "Osimis Web Viewer (series information)"),
@@ -189,6 +204,9 @@ RESERVED_KEYS: tuple[Reservation, ...] = (
     Reservation("metadata", 4202, 4202, "OHIF plugin (precomputed instance information)"),
 )
 
+_KIND_LABEL = {"metadata": "metadata", "attachment": "attachment", "global-property": "global property"}
+_CORE_KIND = {"metadata": "core metadata", "attachment": "core attachment"}
+
 
 def reservation_of(kind: str, key: int) -> Reservation | None:
     for r in RESERVED_KEYS:
@@ -197,8 +215,25 @@ def reservation_of(kind: str, key: int) -> Reservation | None:
     return None
 
 
+def is_user_key(key: int) -> bool:
+    """Keys that REST clients may write or delete (Orthanc's IsUserMetadata / IsUserContentType)."""
+    return USER_KEY_MIN <= key <= USER_KEY_MAX
+
+
 class ConfigurationError(Exception):
     """The configuration cannot be used; the message names the option."""
+
+
+_SPACES = " \t\n\v\f\r"
+_INT32 = (-2**31, 2**31 - 1)
+
+
+def is_orthanc_integer(text: str) -> bool:
+    """Orthanc's `Toolbox::IsInteger`: optional `-` then ASCII digits, surrounding spaces ignored."""
+    t = text.strip(_SPACES)
+    if t.startswith("-"):
+        t = t[1:]
+    return bool(t) and all("0" <= c <= "9" for c in t)
 
 
 @dataclass
@@ -221,28 +256,36 @@ class KeyNames:
             raise ConfigurationError(f'{option}: the value of "{name}" is not a number')
         if not USER_KEY_MIN <= number <= USER_KEY_MAX:
             raise ConfigurationError(f'{option}: "{name}" = {number} is outside {USER_KEY_MIN}..{USER_KEY_MAX}')
-        if _is_integer(name):
+        if is_orthanc_integer(name):
             raise ConfigurationError(f'{option}: the name "{name}" must not be an integer')
         if name in self.by_name:
-            raise ConfigurationError(f'{option}: the name "{name}" is already in use')
+            what = f"by the {_CORE_KIND[self.kind]} {self.by_name[name]}" if name in self.core.values() \
+                else f"by {self.by_name[name]}"
+            raise ConfigurationError(f'{option}: the name "{name}" is already in use {what}')
         if number in self.by_number:
-            raise ConfigurationError(f'{option}: the number {number} is already used by "{self.by_number[number]}"')
+            raise ConfigurationError(f'{option}: the number {number} of "{name}" is already used by '
+                                     f'"{self.by_number[number]}"')
         reserved = reservation_of(self.kind, number)
         if reserved is not None:
-            log.warning("%s: %s %d (%s) is reserved by %s", option, self.kind, number, name, reserved.owner)
+            log.warning('%s: "%s" uses the %s key %d, which is reserved by %s (see GET /tools/registry)',
+                        option, name, _KIND_LABEL[self.kind], number, reserved.owner)
         self.by_name[name] = number
         self.by_number[number] = name
         if mime:
             self.mime[number] = mime
 
     def lookup(self, text: str) -> int:
-        """Number of a URL component: any integer string, else an exact registered name."""
-        stripped = text.strip()
-        if _is_integer(stripped):
-            value = int(stripped)
-            if 0 <= value <= USER_KEY_MAX:
-                return value
-            raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE)
+        """Number of a URL component, as Orthanc's StringToMetadata / StringToContentType.
+
+        An integer string is the number itself, registered or not and whatever its range (callers
+        decide: a GET of an absent key is 404, a PUT of a non-user key 403); surrounding spaces or
+        an int32 overflow are Orthanc's "syntax error"; anything else must be an exact name.
+        """
+        if is_orthanc_integer(text):
+            value = int(text) if text == text.strip(_SPACES) else None
+            if value is None or not _INT32[0] <= value <= _INT32[1]:
+                raise OrthancError(ErrorCode.BAD_PARAMETER_TYPE, "Syntax error in some user-supplied data")
+            return value
         number = self.by_name.get(text)
         if number is None:
             raise OrthancError(ErrorCode.INEXISTENT_ITEM)
@@ -251,15 +294,11 @@ class KeyNames:
     def name_of(self, number: int) -> str:
         return self.by_number.get(number, str(number))
 
+    def mime_of(self, number: int) -> str:
+        return CONTENT_TYPE_MIME.get(number) or self.mime.get(number) or DEFAULT_MIME
+
     def user_names(self) -> dict[str, int]:
         return {name: n for name, n in self.by_name.items() if n >= USER_KEY_MIN}
-
-
-def _is_integer(text: str) -> bool:
-    t = text.strip()
-    if t.startswith(("-", "+")):
-        t = t[1:]
-    return t.isdigit() and t.isascii()
 
 
 def build_metadata_names(user_metadata: dict[str, object]) -> KeyNames:
@@ -279,3 +318,35 @@ def build_content_type_names(user_content: dict[str, object]) -> KeyNames:
         else:
             names.register("UserContentType", name, spec)
     return names
+
+
+def _entry(kind: str, first: int, last: int, name: str | None, owner: str, read_only: bool,
+           mime: str | None = None) -> dict[str, Any]:
+    return {"Kind": kind, "Number": first, "LastNumber": last, "Name": name, "Owner": owner,
+            "ReadOnly": read_only, "MimeType": mime}
+
+
+def registry_entries(metadata: KeyNames, content: KeyNames) -> list[dict[str, Any]]:
+    """The whole registry, for `GET /tools/registry`: core keys, configured keys, reservations.
+
+    `ReadOnly` means owned by the server (REST clients get 403); a configured key that collides with
+    a reservation appears twice, once per owner, so that the collision is visible.
+    """
+    out: list[dict[str, Any]] = []
+    for number, name in METADATA_NAMES.items():
+        out.append(_entry("Metadata", number, number, name, "Orthanc core", True))
+    for name, number in metadata.user_names().items():
+        out.append(_entry("Metadata", number, number, name, "Configuration (UserMetadata)", False))
+    for number, name in CONTENT_TYPE_NAMES.items():
+        out.append(_entry("Attachment", number, number, name, "Orthanc core", True, CONTENT_TYPE_MIME[number]))
+    for name, number in content.user_names().items():
+        out.append(_entry("Attachment", number, number, name, "Configuration (UserContentType)", False,
+                          content.mime_of(number)))
+    for number, name in GLOBAL_PROPERTY_NAMES.items():
+        out.append(_entry("GlobalProperty", number, number, name, "Orthanc core", True))
+    kinds = {"metadata": "Metadata", "attachment": "Attachment", "global-property": "GlobalProperty"}
+    for r in RESERVED_KEYS:
+        out.append(_entry(kinds[r.kind], r.first, r.last, None, r.owner, False))
+    order = {"Metadata": 0, "Attachment": 1, "GlobalProperty": 2}
+    out.sort(key=lambda e: (order[e["Kind"]], e["Number"], e["Owner"]))
+    return out

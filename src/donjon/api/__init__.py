@@ -11,4 +11,8 @@ def build_router() -> Router:
     router = Router()
     for module in (system, resources, instances, tools, protection):
         module.register(router)
+    __import__(f"{__package__}.metadata", fromlist=["register"]).register(router)
+    __import__(f"{__package__}.attachments", fromlist=["register"]).register(router)
+    __import__(f"{__package__}.labels", fromlist=["register"]).register(router)
+    __import__(f"{__package__}.instance_content", fromlist=["register"]).register(router)
     return router

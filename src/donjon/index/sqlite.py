@@ -128,6 +128,37 @@ class SQLiteReader:
                 out.setdefault(rid, {})[t] = v
         return out
 
+    def metadata_one(self, internal_id: int, md_type: int) -> tuple[str, int] | None:
+        """(value, revision) of one metadata."""
+        row = self.conn.execute("SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?",
+                                (internal_id, md_type)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def resource_metadata(self, public_id: str, md_type: int) -> tuple[int, str | None, int] | None:
+        """(level, value, revision) of one metadata of a resource given by its public id, in one statement.
+
+        None when there is no such resource; value None when the resource lacks that metadata.
+        """
+        row = self.conn.execute(
+            "SELECT r.level, m.value, m.revision FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id "
+            "AND m.type = ? WHERE r.public_id = ?", (md_type, public_id)).fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], row[2] if row[2] is not None else 0
+
+    def resource_attachment(self, public_id: str, content_type: int) -> tuple[int, int, FileInfo | None] | None:
+        """(internal id, level, record) of one attachment of any resource, in one statement.
+
+        None when there is no such resource; record None when it lacks that attachment.
+        """
+        row = self.conn.execute(
+            "SELECT a.uuid, a.type, a.uncompressed_size, a.uncompressed_md5, a.compression, a.compressed_size, "
+            "a.compressed_md5, a.revision, r.id, r.level FROM resources r LEFT JOIN attachments a "
+            "ON a.resource_id = r.id AND a.type = ? WHERE r.public_id = ?", (content_type, public_id)).fetchone()
+        if row is None:
+            return None
+        return row[8], row[9], (FileInfo(*row[:8]) if row[0] is not None else None)
+
     def instance_attachment(self, public_id: str, content_type: int) -> FileInfo | bool | None:
         """The attachment of an instance given by its public id, in one statement.
 
@@ -281,6 +312,14 @@ class SQLiteReader:
     def ids_of_level(self, level: int) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM resources WHERE level = ? ORDER BY id", (level,))]
 
+    def patient_of(self, internal_id: int) -> int | None:
+        """Internal id of the patient a resource belongs to (itself for a patient)."""
+        row = self.conn.execute(
+            "WITH RECURSIVE up(id, parent_id, level) AS (SELECT id, parent_id, level FROM resources WHERE id = ? "
+            "UNION ALL SELECT r.id, r.parent_id, r.level FROM resources r JOIN up ON r.id = up.parent_id) "
+            "SELECT id FROM up WHERE level = 1", (internal_id,)).fetchone()
+        return row[0] if row else None
+
     def is_protected(self, patient_id: int) -> bool:
         row = self.conn.execute("SELECT protected FROM resources WHERE id = ?", (patient_id,)).fetchone()
         return bool(row and row[0])
@@ -297,6 +336,14 @@ class SQLiteReader:
             for rid, label in self.conn.execute(q, tuple(chunk)):
                 out.setdefault(rid, []).append(label)
         return out
+
+    def has_label(self, internal_id: int, label: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM labels WHERE resource_id = ? AND label = ?",
+                                 (internal_id, label)).fetchone() is not None
+
+    def all_labels(self) -> list[str]:
+        """Every label in use, sorted (the index on `label` makes this a scan of distinct keys)."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT label FROM labels ORDER BY label")]
 
     def all_attachment_uuids(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT uuid FROM attachments")}
@@ -360,6 +407,12 @@ class SQLiteWriter(SQLiteReader):
             self.conn.execute("DELETE FROM attachments WHERE resource_id = ? AND type = ?",
                               (internal_id, content_type))
         return info
+
+    def replace_attachment(self, internal_id: int, info: FileInfo) -> FileInfo | None:
+        """Put `info` in place of the attachment of its type; returns the old record (its file must go)."""
+        old = self.delete_attachment(internal_id, info.content_type)
+        self.add_attachment(internal_id, info)
+        return old
 
     def log_change(self, change_type: int, internal_id: int, level: int, date: str) -> int:
         cur = self.conn.execute("INSERT INTO changes (type, resource_id, level, date) VALUES (?, ?, ?, ?)",
