@@ -40,7 +40,7 @@ class ServerContext:
     """Owns the index, the storage area and the in-memory state; every face calls into it."""
 
     def __init__(self, config: Configuration, index: SQLiteIndex | None = None,
-                 storage: StorageArea | None = None):
+                 storage: StorageArea | None = None, no_jobs: bool = False):
         self.config = config
         self.metadata_names = build_metadata_names(config["UserMetadata"])
         self.content_names = build_content_type_names(config["UserContentType"])
@@ -60,8 +60,11 @@ class ServerContext:
         self.stable.start()
         if self.recycler.active():
             self.index.write(lambda tx: self.recycler.make_room(tx, 0, None, now_utc(), reject_applies=False))
+        from ..jobs.service import JobsService
+        self.jobs = JobsService(self, reload_saved=not no_jobs)
 
     def close(self) -> None:
+        self.jobs.close()
         self.stable.stop()
         self.index.close()
 
@@ -106,7 +109,7 @@ class ServerContext:
                 return False
             tx.log_change(change, internal_id, level, now)
             return True
-        if self.index.write(run):
+        if self.index.write(run, durable=False):
             log.debug("%s %s", CHANGE_NAMES[change], public_id)
             self.events.publish([ChangeEvent(change, level, public_id, now)])
 

@@ -48,7 +48,7 @@ def add_label(ctx: ServerContext, level: Level, public_id: str, label: str) -> N
 
     def run(tx: SQLiteWriter) -> None:
         tx.add_label(_resource(tx, level, public_id), label)
-    ctx.index.write(run)
+    ctx.index.write(run, durable=False)
 
 
 def remove_label(ctx: ServerContext, level: Level, public_id: str, label: str) -> None:
@@ -57,7 +57,7 @@ def remove_label(ctx: ServerContext, level: Level, public_id: str, label: str) -
 
     def run(tx: SQLiteWriter) -> None:
         tx.remove_label(_resource(tx, level, public_id), label)
-    ctx.index.write(run)
+    ctx.index.write(run, durable=False)
 
 
 def all_labels(ctx: ServerContext) -> list[str]:

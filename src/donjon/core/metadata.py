@@ -70,7 +70,7 @@ def set_metadata(ctx: ServerContext, public_id: str, key: int, value: str, if_ma
             tx.log_change(ChangeType.UPDATED_METADATA, rid, level, now)
         return revision, level
 
-    revision, level = ctx.index.write(run)
+    revision, level = ctx.index.write(run, durable=False)
     if is_user_key(key):
         ctx.events.publish([ChangeEvent(ChangeType.UPDATED_METADATA, level, public_id, now)])
     return revision
@@ -94,6 +94,6 @@ def delete_metadata(ctx: ServerContext, public_id: str, key: int, if_match: Revi
             tx.log_change(ChangeType.UPDATED_METADATA, rid, level, now)
         return level
 
-    level = ctx.index.write(run)
+    level = ctx.index.write(run, durable=False)
     if is_user_key(key):
         ctx.events.publish([ChangeEvent(ChangeType.UPDATED_METADATA, level, public_id, now)])

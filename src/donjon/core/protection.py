@@ -25,7 +25,7 @@ def is_protected(ctx: ServerContext, public_id: str) -> bool:
 
 def set_protected(ctx: ServerContext, public_id: str, protected: bool) -> None:
     """Protected patients leave the recycling order; unprotected ones join it as the most recent."""
-    ctx.index.write(lambda tx: tx.set_protected(_patient(tx, public_id), protected))
+    ctx.index.write(lambda tx: tx.set_protected(_patient(tx, public_id), protected), durable=False)
 
 
 def parse_protection(body: bytes) -> bool:

@@ -18,10 +18,11 @@ W = TypeVar("W")
 
 
 class WriteRequest(Generic[W]):
-    __slots__ = ("done", "error", "fn", "value")
+    __slots__ = ("done", "durable", "error", "fn", "value")
 
-    def __init__(self, fn: Callable[[W], Any]):
+    def __init__(self, fn: Callable[[W], Any], durable: bool = True):
         self.fn = fn
+        self.durable = durable
         self.done = False
         self.value: Any = None
         self.error: BaseException | None = None
@@ -55,8 +56,8 @@ class GroupCommitter(Generic[W]):
         """True in the leader's thread while it runs a batch (nested writes run inline)."""
         return bool(getattr(self._local, "leading", False))
 
-    def execute(self, fn: Callable[[W], T]) -> T:
-        req: WriteRequest[W] = WriteRequest(fn)
+    def execute(self, fn: Callable[[W], T], durable: bool = True) -> T:
+        req: WriteRequest[W] = WriteRequest(fn, durable)
         with self._cond:
             self._pending.append(req)
             while not req.done and self._busy:

@@ -43,7 +43,6 @@ CREATE TABLE attachments (
     revision INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (resource_id, type)
 ) WITHOUT ROWID;
-CREATE INDEX attachments_uuid ON attachments(uuid);
 
 CREATE TABLE changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

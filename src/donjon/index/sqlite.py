@@ -1,488 +1,35 @@
-"""The SQLite index: WAL, one writer thread with group commit, per-thread readers.
+"""The SQLite index: WAL, leader/follower group commit, per-thread readers, background checkpoints.
 
-Writes are submitted as functions; the writer thread runs every function waiting in its queue inside
-one database transaction (each in its own savepoint, so one failure does not undo the others) and
-commits once. Under concurrent ingest this turns N fsyncs into one, while each caller still gets its
-answer only after its rows are durable.
+Writes are functions run in one transaction each (a savepoint per function inside a batch, so one
+failure does not undo the others). Concurrent writers share one commit and one fsync; a lone writer
+runs in its own thread. A durable write (anything acknowledging an instance, or removing files after
+the commit) is fsynced before it returns; other writes (metadata, labels...) use SQLite's NORMAL mode,
+safe against a crash of the process, as Orthanc's own index is.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable
 from importlib import resources as pkg_resources
 from typing import Any, TypeVar
 
 from ..errors import ErrorCode, OrthancError
-from .protocol import ChangeRow, FileInfo, ResourceRow
+from .group_commit import GroupCommitter, WriteRequest
+from .sqlite_queries import SQLiteReader, SQLiteWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+__all__ = ["SCHEMA_VERSION", "SQLiteIndex", "SQLiteReader", "SQLiteWriter"]
+
 SCHEMA_VERSION = 1
-_CHUNK = 500
-_MAX_BATCH = 256
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-class SQLiteReader:
-    """Read operations over one connection (used by both readers and the writer)."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    # -- resources -------------------------------------------------------------------------
-    def lookup(self, public_id: str) -> tuple[int, int] | None:
-        row = self.conn.execute("SELECT id, level FROM resources WHERE public_id = ?", (public_id,)).fetchone()
-        return (row[0], row[1]) if row else None
-
-    def lookup_many(self, public_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        out: dict[str, tuple[int, int]] = {}
-        for chunk in _chunks(list(public_ids)):
-            q = f"SELECT public_id, id, level FROM resources WHERE public_id IN ({','.join('?' * len(chunk))})"
-            for pub, rid, level in self.conn.execute(q, tuple(chunk)):
-                out[pub] = (rid, level)
-        return out
-
-    def resource(self, internal_id: int) -> ResourceRow | None:
-        row = self.conn.execute(
-            "SELECT id, level, public_id, parent_id, tags, patient_tags FROM resources WHERE id = ?",
-            (internal_id,)).fetchone()
-        return ResourceRow(*row) if row else None
-
-    def resources(self, internal_ids: Sequence[int]) -> list[ResourceRow]:
-        found: dict[int, ResourceRow] = {}
-        for chunk in _chunks(list(internal_ids)):
-            q = ("SELECT id, level, public_id, parent_id, tags, patient_tags FROM resources "
-                 f"WHERE id IN ({','.join('?' * len(chunk))})")
-            for row in self.conn.execute(q, tuple(chunk)):
-                found[row[0]] = ResourceRow(*row)
-        return [found[i] for i in internal_ids if i in found]
-
-    def public_ids(self, internal_ids: Iterable[int]) -> dict[int, str]:
-        ids = list(set(internal_ids))
-        out: dict[int, str] = {}
-        for chunk in _chunks(ids):
-            q = f"SELECT id, public_id FROM resources WHERE id IN ({','.join('?' * len(chunk))})"
-            out.update(self.conn.execute(q, tuple(chunk)).fetchall())
-        return out
-
-    def list_level(self, level: int, since: int, limit: int) -> list[ResourceRow]:
-        rows = self.conn.execute(
-            "SELECT id, level, public_id, parent_id, tags, patient_tags FROM resources "
-            "WHERE level = ? ORDER BY id LIMIT ? OFFSET ?", (level, limit if limit > 0 else -1, since))
-        return [ResourceRow(*r) for r in rows]
-
-    def list_level_public(self, level: int, since: int, limit: int) -> list[str]:
-        rows = self.conn.execute(
-            "SELECT public_id FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?",
-            (level, limit if limit > 0 else -1, since))
-        return [r[0] for r in rows]
-
-    def children(self, internal_ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
-        out: dict[int, list[tuple[int, str]]] = {i: [] for i in internal_ids}
-        for chunk in _chunks(list(internal_ids)):
-            q = (f"SELECT parent_id, id, public_id FROM resources WHERE parent_id IN ({','.join('?' * len(chunk))}) "
-                 "ORDER BY id")
-            for parent, rid, pub in self.conn.execute(q, tuple(chunk)):
-                out[parent].append((rid, pub))
-        return out
-
-    def descendants(self, internal_id: int, level: int) -> list[int]:
-        """Internal ids of the descendants at `level` (the resource itself if it is that level)."""
-        rows = self.conn.execute(
-            "WITH RECURSIVE sub(id, level) AS (SELECT id, level FROM resources WHERE id = ? "
-            "UNION ALL SELECT r.id, r.level FROM resources r JOIN sub ON r.parent_id = sub.id "
-            "WHERE sub.level < ?) SELECT id FROM sub WHERE level = ? ORDER BY id",
-            (internal_id, level, level))
-        return [r[0] for r in rows]
-
-    def subtree(self, internal_id: int) -> list[int]:
-        rows = self.conn.execute(
-            "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r "
-            "JOIN sub ON r.parent_id = sub.id) SELECT id FROM sub", (internal_id,))
-        return [r[0] for r in rows]
-
-    # -- metadata and attachments -------------------------------------------------------------
-    def metadata(self, internal_id: int) -> dict[int, tuple[str, int]]:
-        rows = self.conn.execute(
-            "SELECT type, value, revision FROM metadata WHERE resource_id = ? ORDER BY type", (internal_id,))
-        return {t: (v, r) for t, v, r in rows}
-
-    def metadata_bulk(self, internal_ids: Sequence[int], types: Sequence[int]) -> dict[int, dict[int, str]]:
-        out: dict[int, dict[int, str]] = {}
-        tq = ",".join(str(int(t)) for t in types)
-        for chunk in _chunks(list(internal_ids)):
-            q = (f"SELECT resource_id, type, value FROM metadata WHERE resource_id IN "
-                 f"({','.join('?' * len(chunk))}) AND type IN ({tq})")
-            for rid, t, v in self.conn.execute(q, tuple(chunk)):
-                out.setdefault(rid, {})[t] = v
-        return out
-
-    def metadata_one(self, internal_id: int, md_type: int) -> tuple[str, int] | None:
-        """(value, revision) of one metadata."""
-        row = self.conn.execute("SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?",
-                                (internal_id, md_type)).fetchone()
-        return (row[0], row[1]) if row else None
-
-    def resource_metadata(self, public_id: str, md_type: int) -> tuple[int, str | None, int] | None:
-        """(level, value, revision) of one metadata of a resource given by its public id, in one statement.
-
-        None when there is no such resource; value None when the resource lacks that metadata.
-        """
-        row = self.conn.execute(
-            "SELECT r.level, m.value, m.revision FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id "
-            "AND m.type = ? WHERE r.public_id = ?", (md_type, public_id)).fetchone()
-        if row is None:
-            return None
-        return row[0], row[1], row[2] if row[2] is not None else 0
-
-    def resource_attachment(self, public_id: str, content_type: int) -> tuple[int, int, FileInfo | None] | None:
-        """(internal id, level, record) of one attachment of any resource, in one statement.
-
-        None when there is no such resource; record None when it lacks that attachment.
-        """
-        row = self.conn.execute(
-            "SELECT a.uuid, a.type, a.uncompressed_size, a.uncompressed_md5, a.compression, a.compressed_size, "
-            "a.compressed_md5, a.revision, r.id, r.level FROM resources r LEFT JOIN attachments a "
-            "ON a.resource_id = r.id AND a.type = ? WHERE r.public_id = ?", (content_type, public_id)).fetchone()
-        if row is None:
-            return None
-        return row[8], row[9], (FileInfo(*row[:8]) if row[0] is not None else None)
-
-    def instance_attachment(self, public_id: str, content_type: int) -> FileInfo | bool | None:
-        """The attachment of an instance given by its public id, in one statement.
-
-        False when there is no such instance, None when the instance has no such attachment.
-        """
-        row = self.conn.execute(
-            "SELECT a.uuid, a.type, a.uncompressed_size, a.uncompressed_md5, a.compression, a.compressed_size, "
-            "a.compressed_md5, a.revision, r.id FROM resources r LEFT JOIN attachments a ON a.resource_id = r.id "
-            "AND a.type = ? WHERE r.public_id = ? AND r.level = 4", (content_type, public_id)).fetchone()
-        if row is None:
-            return False
-        return FileInfo(*row[:8]) if row[0] is not None else None
-
-    def attachments(self, internal_id: int) -> dict[int, FileInfo]:
-        rows = self.conn.execute(
-            "SELECT uuid, type, uncompressed_size, uncompressed_md5, compression, compressed_size, "
-            "compressed_md5, revision FROM attachments WHERE resource_id = ? ORDER BY type", (internal_id,))
-        return {r[1]: FileInfo(*r) for r in rows}
-
-    def attachment(self, internal_id: int, content_type: int) -> FileInfo | None:
-        row = self.conn.execute(
-            "SELECT uuid, type, uncompressed_size, uncompressed_md5, compression, compressed_size, "
-            "compressed_md5, revision FROM attachments WHERE resource_id = ? AND type = ?",
-            (internal_id, content_type)).fetchone()
-        return FileInfo(*row) if row else None
-
-    def attachments_bulk(self, internal_ids: Sequence[int], content_type: int) -> dict[int, FileInfo]:
-        out: dict[int, FileInfo] = {}
-        for chunk in _chunks(list(internal_ids)):
-            q = ("SELECT resource_id, uuid, type, uncompressed_size, uncompressed_md5, compression, "
-                 "compressed_size, compressed_md5, revision FROM attachments WHERE type = ? AND resource_id IN "
-                 f"({','.join('?' * len(chunk))})")
-            for row in self.conn.execute(q, (content_type, *chunk)):
-                out[row[0]] = FileInfo(*row[1:])
-        return out
-
-    # -- statistics ------------------------------------------------------------------------------
-    def counters(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT name, value FROM counters").fetchall())
-
-    def resource_sizes(self, internal_ids: Sequence[int]) -> tuple[int, int, int, int]:
-        """(disk, uncompressed, dicom disk, dicom uncompressed) over the given resources."""
-        disk = unc = ddisk = dunc = 0
-        for chunk in _chunks(list(internal_ids)):
-            q = ("SELECT type, SUM(compressed_size), SUM(uncompressed_size) FROM attachments "
-                 f"WHERE resource_id IN ({','.join('?' * len(chunk))}) GROUP BY type")
-            for t, c, u in self.conn.execute(q, tuple(chunk)):
-                disk += c
-                unc += u
-                if t == 1:
-                    ddisk += c
-                    dunc += u
-        return disk, unc, ddisk, dunc
-
-    # -- changes and exports ------------------------------------------------------------------
-    def changes(self, since: int, limit: int) -> list[ChangeRow]:
-        rows = self.conn.execute(
-            "SELECT c.seq, c.type, c.level, r.public_id, c.date FROM changes c JOIN resources r "
-            "ON r.id = c.resource_id WHERE c.seq > ? ORDER BY c.seq LIMIT ?", (since, limit))
-        return [ChangeRow(*r) for r in rows]
-
-    def last_change(self) -> ChangeRow | None:
-        row = self.conn.execute(
-            "SELECT c.seq, c.type, c.level, r.public_id, c.date FROM changes c JOIN resources r "
-            "ON r.id = c.resource_id ORDER BY c.seq DESC LIMIT 1").fetchone()
-        return ChangeRow(*row) if row else None
-
-    def last_change_seq(self) -> int:
-        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
-        return int(row[0]) if row else 0
-
-    def has_changes_after(self, seq: int) -> bool:
-        return self.conn.execute("SELECT 1 FROM changes WHERE seq > ? LIMIT 1", (seq,)).fetchone() is not None
-
-    def exports(self, since: int, limit: int) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
-            "SELECT seq, level, public_id, remote_modality, date, patient_id, study_uid, series_uid, sop_uid "
-            "FROM exports WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit))
-        keys = ("seq", "level", "public_id", "remote_modality", "date", "patient_id", "study_uid",
-                "series_uid", "sop_uid")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    def last_export_seq(self) -> int:
-        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'exports'").fetchone()
-        return int(row[0]) if row else 0
-
-    def has_exports_after(self, seq: int) -> bool:
-        return self.conn.execute("SELECT 1 FROM exports WHERE seq > ? LIMIT 1", (seq,)).fetchone() is not None
-
-    # -- global properties, lookups, protection, labels ----------------------------------------
-    def global_property(self, key: int) -> str | None:
-        row = self.conn.execute("SELECT value FROM global_properties WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def lookup_identifier(self, level: int | None, tag: int, norm: str) -> list[tuple[int, int]]:
-        if level is None:
-            rows = self.conn.execute(
-                "SELECT r.id, r.level FROM identifiers i JOIN resources r ON r.id = i.resource_id "
-                "WHERE i.tag = ? AND i.norm = ? ORDER BY r.id", (tag, norm))
-        else:
-            rows = self.conn.execute(
-                "SELECT r.id, r.level FROM identifiers i JOIN resources r ON r.id = i.resource_id "
-                "WHERE i.tag = ? AND i.norm = ? AND r.level = ? ORDER BY r.id", (tag, norm, level))
-        return [(a, b) for a, b in rows]
-
-    def find_candidates(self, level: int, constraints: Sequence[tuple[int, int, str, Any]]) -> list[int] | None:
-        """Ids at `level` satisfying indexed constraints (filter level, tag, op, operand).
-
-        `op` is `eq` (operand: str), `in` (list), `glob` (str pattern) or `range` ((low, high), each
-        possibly None). Returns None when no constraint is given (i.e. every resource of the level).
-        """
-        if not constraints:
-            return None
-        joins: list[str] = []
-        aliases = {level: "r0"}
-        for depth, lvl in enumerate(range(level - 1, 0, -1), start=1):
-            prev = aliases[lvl + 1]
-            alias = f"r{depth}"
-            joins.append(f"JOIN resources {alias} ON {alias}.id = {prev}.parent_id")
-            aliases[lvl] = alias
-        needed_depth = level - min(c[0] for c in constraints)
-        joins = joins[:needed_depth]
-        where = ["r0.level = ?"]
-        params: list[Any] = [level]
-        for filter_level, tag, op, operand in constraints:
-            alias = aliases[filter_level]
-            base = f"SELECT 1 FROM identifiers i WHERE i.resource_id = {alias}.id AND i.tag = ? AND "
-            if op == "eq":
-                where.append(f"EXISTS ({base}i.norm = ?)")
-                params += [tag, operand]
-            elif op == "in":
-                where.append(f"EXISTS ({base}i.norm IN ({','.join('?' * len(operand))}))")
-                params += [tag, *operand]
-            elif op == "glob":
-                where.append(f"EXISTS ({base}i.norm GLOB ?)")
-                params += [tag, operand]
-            elif op == "range":
-                low, high = operand
-                cond = []
-                if low is not None:
-                    cond.append("i.norm >= ?")
-                if high is not None:
-                    cond.append("i.norm <= ?")
-                where.append(f"EXISTS ({base}{' AND '.join(cond) or '1'})")
-                params += [tag] + [v for v in (low, high) if v is not None]
-            else:
-                raise ValueError(op)
-        q = f"SELECT r0.id FROM resources r0 {' '.join(joins)} WHERE {' AND '.join(where)} ORDER BY r0.id"
-        return [r[0] for r in self.conn.execute(q, params)]
-
-    def ids_of_level(self, level: int) -> list[int]:
-        return [r[0] for r in self.conn.execute("SELECT id FROM resources WHERE level = ? ORDER BY id", (level,))]
-
-    def patient_of(self, internal_id: int) -> int | None:
-        """Internal id of the patient a resource belongs to (itself for a patient)."""
-        row = self.conn.execute(
-            "WITH RECURSIVE up(id, parent_id, level) AS (SELECT id, parent_id, level FROM resources WHERE id = ? "
-            "UNION ALL SELECT r.id, r.parent_id, r.level FROM resources r JOIN up ON r.id = up.parent_id) "
-            "SELECT id FROM up WHERE level = 1", (internal_id,)).fetchone()
-        return row[0] if row else None
-
-    def is_protected(self, patient_id: int) -> bool:
-        row = self.conn.execute("SELECT protected FROM resources WHERE id = ?", (patient_id,)).fetchone()
-        return bool(row and row[0])
-
-    def labels(self, internal_id: int) -> list[str]:
-        return [r[0] for r in self.conn.execute(
-            "SELECT label FROM labels WHERE resource_id = ? ORDER BY label", (internal_id,))]
-
-    def labels_bulk(self, internal_ids: Sequence[int]) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for chunk in _chunks(list(internal_ids)):
-            q = (f"SELECT resource_id, label FROM labels WHERE resource_id IN ({','.join('?' * len(chunk))}) "
-                 "ORDER BY label")
-            for rid, label in self.conn.execute(q, tuple(chunk)):
-                out.setdefault(rid, []).append(label)
-        return out
-
-    def has_label(self, internal_id: int, label: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM labels WHERE resource_id = ? AND label = ?",
-                                 (internal_id, label)).fetchone() is not None
-
-    def all_labels(self) -> list[str]:
-        """Every label in use, sorted (the index on `label` makes this a scan of distinct keys)."""
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT label FROM labels ORDER BY label")]
-
-    def all_attachment_uuids(self) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT uuid FROM attachments")}
-
-
-class SQLiteWriter(SQLiteReader):
-    """Write operations; only ever used from the writer thread, inside a transaction."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        super().__init__(conn)
-        self._after_commit: list[Callable[[], None]] = []
-
-    def after_commit(self, action: Callable[[], None]) -> None:
-        self._after_commit.append(action)
-
-    def create_resource(self, level: int, public_id: str, parent_id: int | None,
-                        tags: bytes, patient_tags: bytes | None) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO resources (level, public_id, parent_id, tags, patient_tags) VALUES (?, ?, ?, ?, ?)",
-            (level, public_id, parent_id, tags, patient_tags))
-        return int(cur.lastrowid)  # type: ignore[arg-type]
-
-    def set_identifiers(self, internal_id: int, values: Iterable[tuple[int, str]]) -> None:
-        self.conn.executemany("INSERT OR REPLACE INTO identifiers (resource_id, tag, norm) VALUES (?, ?, ?)",
-                              [(internal_id, t, n) for t, n in values])
-
-    def set_metadata(self, internal_id: int, md_type: int, value: str) -> int:
-        """Insert or replace; returns the new revision (0 when created)."""
-        row = self.conn.execute("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?",
-                                (internal_id, md_type)).fetchone()
-        if row is None:
-            self.conn.execute("INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, 0)",
-                              (internal_id, md_type, value))
-            return 0
-        revision = row[0] + 1
-        self.conn.execute("UPDATE metadata SET value = ?, revision = ? WHERE resource_id = ? AND type = ?",
-                          (value, revision, internal_id, md_type))
-        return revision
-
-    def set_metadata_many(self, rows: Iterable[tuple[int, int, str]]) -> None:
-        """Bulk upsert of (resource, type, value) for core metadata (revision kept at 0 on insert)."""
-        self.conn.executemany(
-            "INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, 0) "
-            "ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, revision = revision + 1",
-            list(rows))
-
-    def delete_metadata(self, internal_id: int, md_type: int) -> bool:
-        cur = self.conn.execute("DELETE FROM metadata WHERE resource_id = ? AND type = ?", (internal_id, md_type))
-        return cur.rowcount > 0
-
-    def add_attachment(self, internal_id: int, info: FileInfo) -> None:
-        self.conn.execute(
-            "INSERT INTO attachments (resource_id, type, uuid, compressed_size, uncompressed_size, compression, "
-            "uncompressed_md5, compressed_md5, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (internal_id, info.content_type, info.uuid, info.compressed_size, info.uncompressed_size,
-             info.compression, info.uncompressed_md5, info.compressed_md5, info.revision))
-
-    def delete_attachment(self, internal_id: int, content_type: int) -> FileInfo | None:
-        info = self.attachment(internal_id, content_type)
-        if info is not None:
-            self.conn.execute("DELETE FROM attachments WHERE resource_id = ? AND type = ?",
-                              (internal_id, content_type))
-        return info
-
-    def replace_attachment(self, internal_id: int, info: FileInfo) -> FileInfo | None:
-        """Put `info` in place of the attachment of its type; returns the old record (its file must go)."""
-        old = self.delete_attachment(internal_id, info.content_type)
-        self.add_attachment(internal_id, info)
-        return old
-
-    def log_change(self, change_type: int, internal_id: int, level: int, date: str) -> int:
-        cur = self.conn.execute("INSERT INTO changes (type, resource_id, level, date) VALUES (?, ?, ?, ?)",
-                                (change_type, internal_id, level, date))
-        return int(cur.lastrowid)  # type: ignore[arg-type]
-
-    def log_export(self, row: dict[str, Any]) -> None:
-        self.conn.execute(
-            "INSERT INTO exports (level, public_id, remote_modality, date, patient_id, study_uid, series_uid, "
-            "sop_uid) VALUES (:level, :public_id, :remote_modality, :date, :patient_id, :study_uid, "
-            ":series_uid, :sop_uid)", row)
-
-    def delete_resource(self, internal_id: int) -> list[FileInfo]:
-        """Delete a resource and its descendants; returns the attachments whose files must go."""
-        files = [FileInfo(*r) for r in self.conn.execute(
-            "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r "
-            "JOIN sub ON r.parent_id = sub.id) SELECT a.uuid, a.type, a.uncompressed_size, a.uncompressed_md5, "
-            "a.compression, a.compressed_size, a.compressed_md5, a.revision FROM attachments a "
-            "JOIN sub ON a.resource_id = sub.id", (internal_id,))]
-        self.conn.execute("DELETE FROM resources WHERE id = ?", (internal_id,))
-        return files
-
-    def has_children(self, internal_id: int) -> bool:
-        return self.conn.execute("SELECT 1 FROM resources WHERE parent_id = ? LIMIT 1",
-                                 (internal_id,)).fetchone() is not None
-
-    def clear_changes(self) -> None:
-        self.conn.execute("DELETE FROM changes")
-
-    def clear_exports(self) -> None:
-        self.conn.execute("DELETE FROM exports")
-
-    def set_global_property(self, key: int, value: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO global_properties (key, value) VALUES (?, ?)", (key, value))
-
-    def touch_patient(self, patient_id: int) -> None:
-        """Move an unprotected patient to the most recent end of the recycling order."""
-        if self.is_protected(patient_id):
-            return
-        self.conn.execute("DELETE FROM recycling WHERE patient_id = ?", (patient_id,))
-        self.conn.execute("INSERT INTO recycling (patient_id) VALUES (?)", (patient_id,))
-
-    def set_protected(self, patient_id: int, protected: bool) -> None:
-        current = self.is_protected(patient_id)
-        if current == protected:
-            return
-        self.conn.execute("UPDATE resources SET protected = ? WHERE id = ?", (1 if protected else 0, patient_id))
-        self.conn.execute("DELETE FROM recycling WHERE patient_id = ?", (patient_id,))
-        if not protected:
-            self.conn.execute("INSERT INTO recycling (patient_id) VALUES (?)", (patient_id,))
-
-    def oldest_unprotected_patient(self, exclude: int | None) -> int | None:
-        row = self.conn.execute(
-            "SELECT patient_id FROM recycling WHERE patient_id IS NOT ? ORDER BY seq LIMIT 1",
-            (exclude,)).fetchone()
-        return row[0] if row else None
-
-    def add_label(self, internal_id: int, label: str) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO labels (resource_id, label) VALUES (?, ?)", (internal_id, label))
-
-    def remove_label(self, internal_id: int, label: str) -> None:
-        self.conn.execute("DELETE FROM labels WHERE resource_id = ? AND label = ?", (internal_id, label))
-
-
-class _WriteRequest:
-    __slots__ = ("fn", "future")
-
-    def __init__(self, fn: Callable[[SQLiteWriter], Any]):
-        self.fn = fn
-        self.future: Future[Any] = Future()
+_CHECKPOINT_PERIOD = 1.0  # seconds between passive checkpoints when something was written
+_WRITER_CACHE_KB = 32768
+_READER_CACHE_KB = 4096
 
 
 class SQLiteIndex:
@@ -498,10 +45,15 @@ class SQLiteIndex:
         self._readers_lock = threading.Lock()
         self._writer_conn = self._connect(writer=True)
         self._migrate(self._writer_conn)
-        self._queue: queue.SimpleQueue[_WriteRequest | None] = queue.SimpleQueue()
+        self._writer = SQLiteWriter(self._writer_conn)
+        self._sync_mode = ""
+        self._committer: GroupCommitter[SQLiteWriter] = GroupCommitter(self._run_batch)
         self._closed = False
-        self._thread = threading.Thread(target=self._writer_loop, name="donjon-index-writer", daemon=True)
-        self._thread.start()
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="donjon-index-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
 
     # -- connections ------------------------------------------------------------------------------
     def _connect(self, writer: bool) -> sqlite3.Connection:
@@ -512,22 +64,22 @@ class SQLiteIndex:
             raise OrthancError(ErrorCode.DATABASE, f"Cannot open the index {self.path}: {e}") from None
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA mmap_size = 268435456")
         if writer:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 log.warning("SQLite index is not in WAL mode (%s)", mode)
-            conn.execute(f"PRAGMA synchronous = {'FULL' if self.synchronous else 'NORMAL'}")
-            conn.execute("PRAGMA cache_size = -65536")
-            conn.execute("PRAGMA wal_autocheckpoint = 4000")
+            conn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KB}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread does it
         else:
-            conn.execute("PRAGMA cache_size = -16384")
+            conn.execute(f"PRAGMA cache_size = -{_READER_CACHE_KB}")
             conn.execute("PRAGMA query_only = ON")
         return conn
 
     def _reader_conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            if self._closed:
+                raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
             conn = self._connect(writer=False)
             self._local.conn = conn
             with self._readers_lock:
@@ -570,31 +122,29 @@ class SQLiteIndex:
 
     def read(self, fn: Callable[[SQLiteReader], T]) -> T:
         """Run `fn` in a read transaction (one consistent snapshot for several statements)."""
-        conn = self._reader_conn()
+        reader = self.reader()
+        conn = reader.conn
         conn.execute("BEGIN")
         try:
-            return fn(SQLiteReader(conn))
+            return fn(reader)
         finally:
             conn.execute("COMMIT")
 
-    def submit(self, fn: Callable[[SQLiteWriter], T]) -> Future[T]:
+    def write(self, fn: Callable[[SQLiteWriter], T], durable: bool = True) -> T:
+        """Run `fn` in a write transaction; returns once committed (fsynced when `durable`)."""
+        if self._committer.in_batch():
+            return fn(self._writer)  # a write nested in a write function joins its transaction
         if self._closed:
             raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
-        request = _WriteRequest(fn)
-        self._queue.put(request)
-        return request.future
-
-    def write(self, fn: Callable[[SQLiteWriter], T]) -> T:
-        if threading.current_thread() is self._thread:
-            return fn(self._writer)  # nested write from inside a write function
-        return self.submit(fn).result()
+        return self._committer.execute(fn, durable)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._stop.set()
+        self._checkpointer.join(timeout=30)
+        self._committer.execute(lambda tx: None, True)  # wait for a running batch to finish
         with self._readers_lock:
             for conn in self._all_readers:
                 try:
@@ -608,40 +158,26 @@ class SQLiteIndex:
             pass
         self._writer_conn.close()
 
-    # -- writer thread ------------------------------------------------------------------------
-    def _writer_loop(self) -> None:
-        self._writer = SQLiteWriter(self._writer_conn)
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < _MAX_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            self._run_batch(batch)
-            if stop:
-                return
+    # -- batches ----------------------------------------------------------------------------------
+    def _set_sync(self, durable: bool) -> None:
+        mode = "FULL" if durable and self.synchronous else "NORMAL"
+        if mode != self._sync_mode:
+            self._writer_conn.execute(f"PRAGMA synchronous = {mode}")
+            self._sync_mode = mode
 
-    def _run_batch(self, batch: list[_WriteRequest]) -> None:
+    def _run_batch(self, batch: list[WriteRequest[SQLiteWriter]]) -> None:
         conn = self._writer_conn
         writer = self._writer
-        results: list[tuple[_WriteRequest, Any, BaseException | None]] = []
         try:
+            self._set_sync(any(r.durable for r in batch))
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             err = OrthancError(ErrorCode.DATABASE, str(e))
             for req in batch:
-                req.future.set_exception(err)
+                req.fail(err)
             return
         actions: list[Callable[[], None]] = []
+        results: list[tuple[WriteRequest[SQLiteWriter], Any, BaseException | None]] = []
         for req in batch:
             writer._after_commit = []
             conn.execute("SAVEPOINT item")
@@ -668,8 +204,9 @@ class SQLiteIndex:
                 pass
             err = OrthancError(ErrorCode.DATABASE, f"Cannot commit the index transaction: {e}")
             for req, _, _ in results:
-                req.future.set_exception(err)
+                req.fail(err)
             return
+        self._dirty.set()
         for action in actions:
             try:
                 action()
@@ -677,9 +214,25 @@ class SQLiteIndex:
                 log.exception("post-commit action failed")
         for req, value, error in results:
             if error is None:
-                req.future.set_result(value)
+                req.succeed(value)
             else:
-                req.future.set_exception(error)
+                req.fail(error)
+
+    def _checkpoint_loop(self) -> None:
+        """Passive checkpoints off the write path, so that no store pays for copying the WAL."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            while not self._stop.is_set():
+                if not self._dirty.wait(_CHECKPOINT_PERIOD) or self._stop.is_set():
+                    continue
+                self._dirty.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as e:
+                    log.debug("checkpoint skipped: %s", e)
+                self._stop.wait(_CHECKPOINT_PERIOD)
+        finally:
+            conn.close()
 
 
 def _split_sql(script: str) -> list[str]:
