@@ -120,7 +120,6 @@ def generate(dicom_dic: Path, private_dic: Path) -> str:
         "see that script for the meaning of each table.",
         '"""',
         "",
-        "# ruff: noqa: E501",
         "from __future__ import annotations",
         "",
         "# public tag -> DCMTK name, where pydicom's keyword differs",

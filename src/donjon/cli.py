@@ -13,6 +13,7 @@ import sys
 import time
 
 from . import __version__
+from .errors import OrthancError
 from .registry import ConfigurationError
 
 EXIT_FAILURE = -1
@@ -50,7 +51,7 @@ Licensed under the Apache License, version 2.0.
 # Orthanc's log categories -> the loggers they stand for in Donjon
 LOG_CATEGORIES: dict[str, tuple[str, ...]] = {
     "generic": ("donjon",),
-    "http": ("donjon.api", "uvicorn"),
+    "http": ("donjon.api",),
     "dicom": ("donjon.dicom", "donjon.network", "pynetdicom"),
     "sqlite": ("donjon.index",),
     "jobs": ("donjon.jobs",),
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_server(config, no_jobs=opts.no_jobs, reload_config=lambda: Configuration.load(opts.paths))
     except ConfigurationError as e:
         return _fail(str(e), opts)
+    except OrthancError as e:
+        return _fail(e.details or e.description, opts)
     except KeyboardInterrupt:
         log.info("interrupted")
         return 0

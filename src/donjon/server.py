@@ -1,52 +1,65 @@
-"""Start the faces (HTTP now; DICOM later) over one server context, and stop them cleanly."""
+"""Start the faces (HTTP; DICOM) over one server context, and stop them cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Callable
 
-import uvicorn
-
 from .api.app import DonjonApp
+from .api.http11 import HttpServer
 from .config import Configuration
 from .core.context import ServerContext
+from .errors import ErrorCode, OrthancError, describe
 
 log = logging.getLogger(__name__)
-
-
-def build_uvicorn(config: Configuration, app: DonjonApp, host: str = "0.0.0.0") -> uvicorn.Server:
-    uv_config = uvicorn.Config(
-        app, host=host, port=config["HttpPort"], loop="auto", http="auto", lifespan="on",
-        access_log=False, log_level="warning", server_header=False, date_header=True,
-        timeout_keep_alive=max(config["KeepAliveTimeout"], 1) if config["KeepAlive"] else 0,
-        h11_max_incomplete_event_size=64 * 1024,
-    )
-    return uvicorn.Server(uv_config)
 
 
 def run_server(config: Configuration, no_jobs: bool = False,
                reload_config: Callable[[], Configuration] | None = None) -> int:
     """Serve until SIGINT/SIGTERM or `POST /tools/shutdown`; `POST /tools/reset` rebuilds the context."""
-    ctx = ServerContext(config)
-    app = DonjonApp(ctx)
     try:
-        if not config["HttpServerEnabled"]:
-            log.warning("HttpServerEnabled is false: the REST API is not served")
-            return 0
-        server = build_uvicorn(config, app)
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(_serve(config, no_jobs, reload_config))
+    return uvloop.run(_serve(config, no_jobs, reload_config))
 
-        def shutdown() -> None:
-            server.should_exit = True
+
+async def _serve(config: Configuration, no_jobs: bool,
+                 reload_config: Callable[[], Configuration] | None) -> int:
+    loop = asyncio.get_running_loop()
+    ctx = ServerContext(config, no_jobs=no_jobs)
+    app = DonjonApp(ctx)
+    stop = asyncio.Event()
+    http: HttpServer | None = None
+    try:
+        if config["HttpServerEnabled"]:
+            http = HttpServer(app, "0.0.0.0", config["HttpPort"], keep_alive=config["KeepAlive"],
+                              keep_alive_timeout=max(float(config["KeepAliveTimeout"]), 1.0),
+                              request_timeout=float(config["HttpRequestTimeout"] or 30))
+            try:
+                await http.start()
+            except OSError as e:
+                log.error("%s (port %d): %s", describe(ErrorCode.HTTP_PORT_IN_USE), config["HttpPort"], e)
+                raise OrthancError(ErrorCode.HTTP_PORT_IN_USE) from None
+        else:
+            log.warning("HttpServerEnabled is false: the REST API is not served")
 
         def reset() -> ServerContext:
             new_config = reload_config() if reload_config is not None else app.ctx.config
             app.ctx.close()
-            return ServerContext(new_config)
+            return ServerContext(new_config, no_jobs=no_jobs)
 
-        app.shutdown_hook = shutdown
+        app.shutdown_hook = lambda: loop.call_soon_threadsafe(stop.set)
         app.reset_hook = reset
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         log.warning("Donjon has started: HTTP on port %d", config["HttpPort"])
-        server.run()
+        await stop.wait()
+        log.warning("Donjon is stopping")
         return 0
     finally:
+        if http is not None:
+            await http.stop()
         app.ctx.close()

@@ -379,6 +379,7 @@ def test_attachments_go_with_the_resource(fresh: Server) -> None:
 
 
 def test_info_does_not_need_the_dicom_file(fresh: Server) -> None:
+    fresh.post("/tools/reset")  # empties the storage cache (MaximumStorageCacheSize), as Orthanc's restart does
     uuid = fresh.get(f"/instances/{INSTANCE}").json()["FileUuid"]
     path = file_path(fresh, uuid)
     data = path.read_bytes()

@@ -14,5 +14,8 @@ def build_router() -> Router:
     __import__(f"{__package__}.metadata", fromlist=["register"]).register(router)
     __import__(f"{__package__}.attachments", fromlist=["register"]).register(router)
     __import__(f"{__package__}.labels", fromlist=["register"]).register(router)
+    __import__(f"{__package__}.jobs", fromlist=["register"]).register(router)
+    __import__(f"{__package__}.modification", fromlist=["register"]).register(router)
+    __import__(f"{__package__}.archives", fromlist=["register"]).register(router)
     __import__(f"{__package__}.instance_content", fromlist=["register"]).register(router)
     return router

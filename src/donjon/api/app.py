@@ -110,13 +110,15 @@ class DonjonApp:
         return False
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        method = scope["method"]
-        path = scope["path"]
-        if "\x00" in path:
-            components: list[str] = []
-        else:
-            components = [c for c in path.split("/") if c]
-        request = Request(scope, receive, method, path, components)
+        request = Request.from_asgi(scope, receive)
+        try:
+            response = await self.handle(request)
+        except ConnectionAbortedError:
+            return
+        await self._send(send, response, request.method)
+
+    async def handle(self, request: Request) -> Response:
+        """The answer to one request: never raises for a client's mistake or a handler's failure."""
         try:
             response = await self._dispatch(request)
         except OrthancError as e:
@@ -124,13 +126,13 @@ class DonjonApp:
         except EmptyAnswer as e:
             response = Response(e.status)
         except ConnectionAbortedError:
-            return
+            raise
         except Exception:
-            log.exception("Internal error on %s %s", method, path)
+            log.exception("Internal error on %s %s", request.method, request.path)
             response = self.error_response(request, OrthancError(ErrorCode.INTERNAL_ERROR))
         if self.compression and response.stream is None and len(response.body) >= _COMPRESS_MIN:
             response = self._maybe_gzip(request, response)
-        await self._send(send, response, method)
+        return response
 
     @staticmethod
     def _maybe_gzip(request: Request, response: Response) -> Response:
@@ -184,13 +186,10 @@ class DonjonApp:
             raise OrthancError(ErrorCode.BAD_REQUEST, "multipart/form-data without a boundary")
         body = await request.body()
         for part in split_parts(body, boundary):
-            sub = Request(request.scope, request.receive, request.method, request.path, request.components)
-            sub.headers = dict(request.headers)
-            sub.headers["content-type"] = part.headers.get("content-type", "application/octet-stream")
-            sub.headers.pop("content-length", None)
-            sub.username = request.username
-            sub._body = part.body
-            await handler(self.api, sub, **params)
+            headers = dict(request.headers)
+            headers["content-type"] = part.headers.get("content-type", "application/octet-stream")
+            headers.pop("content-length", None)
+            await handler(self.api, request.derive(headers, part.body), **params)
         return Response(200, b"", None)
 
     def error_response(self, request: Request, error: OrthancError) -> Response:
@@ -222,6 +221,12 @@ class DonjonApp:
             await send({"type": "http.response.body", "body": response.body if method != "HEAD" else b""})
             return
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if method == "HEAD":
+            aclose = getattr(response.stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await send({"type": "http.response.body", "body": b""})
+            return
         try:
             async for chunk in response.stream:
                 if chunk:

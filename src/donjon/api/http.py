@@ -1,9 +1,8 @@
-"""A thin request/response layer over ASGI, shaped for Orthanc's irregular API.
+"""Requests, responses and routing, shaped for Orthanc's irregular API.
 
-Starlette's router cannot express Orthanc's rules (empty path components ignored, 405 with an
-`Allow` list across handlers, valueless flags such as `?expand`, plain-text and empty answers), and
-the hot routes (file download, listings) gain from not building per-request objects they do not use.
-So routing and the request object are ours; uvicorn speaks HTTP.
+Generic routers cannot express Orthanc's rules (empty path components ignored, 405 with an `Allow`
+list across handlers, valueless flags such as `?expand`, plain-text and empty answers), and the hot
+routes (file download, listings) gain from not building per-request objects they do not use.
 """
 
 from __future__ import annotations
@@ -23,24 +22,37 @@ MAX_BODY = 4 * 1024 * 1024 * 1024  # refuse bodies over 4 GiB outright
 
 
 class Request:
-    __slots__ = ("_body", "_query", "client", "components", "headers", "method", "path", "query_string",
-                 "receive", "scope", "username")
+    """One HTTP request, whichever server delivered it (our HTTP/1.1 server, or any ASGI server)."""
 
-    def __init__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                 method: str, path: str, components: list[str]):
-        self.scope = scope
-        self.receive = receive
+    __slots__ = ("_body", "_query", "client", "components", "headers", "method", "path", "query_string",
+                 "receive", "username")
+
+    def __init__(self, method: str, path: str, query_string: bytes, headers: dict[str, str], client: str,
+                 body: bytes | None = None,
+                 receive: Callable[[], Awaitable[dict[str, Any]]] | None = None):
         self.method = method
         self.path = path
-        self.components = components
-        self.query_string: bytes = scope.get("query_string", b"")
+        self.components = [] if "\x00" in path else [c for c in path.split("/") if c]
+        self.query_string = query_string
         self._query: dict[str, str] | None = None
-        self.headers: dict[str, str] = {k.decode("latin_1").lower(): v.decode("latin_1")
-                                        for k, v in scope.get("headers", ())}
-        client = scope.get("client")
-        self.client: str = client[0] if client else ""
+        self.headers = headers
+        self.client = client
         self.username = ""
-        self._body: bytes | None = None
+        self._body = body
+        self.receive = receive
+
+    @classmethod
+    def from_asgi(cls, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> Request:
+        headers = {k.decode("latin_1").lower(): v.decode("latin_1") for k, v in scope.get("headers", ())}
+        client = scope.get("client")
+        return cls(scope["method"], scope["path"], scope.get("query_string", b""), headers,
+                   client[0] if client else "", None, receive)
+
+    def derive(self, headers: dict[str, str], body: bytes) -> Request:
+        """The same request with another body (one part of a multipart upload)."""
+        sub = Request(self.method, self.path, self.query_string, headers, self.client, body)
+        sub.username = self.username
+        return sub
 
     @property
     def query(self) -> dict[str, str]:
@@ -74,6 +86,9 @@ class Request:
             length = self.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > limit:
                 raise OrthancError(ErrorCode.BAD_REQUEST, "Request body too large", http_status=413)
+            if self.receive is None:
+                self._body = b""
+                return self._body
             chunks: list[bytes] = []
             size = 0
             while True:
@@ -89,6 +104,8 @@ class Request:
                 if not message.get("more_body", False):
                     break
             self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif len(self._body) > limit:
+            raise OrthancError(ErrorCode.BAD_REQUEST, "Request body too large", http_status=413)
         return self._body
 
     async def json(self) -> Any:

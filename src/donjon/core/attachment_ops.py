@@ -217,7 +217,8 @@ def verify_md5(ctx: ServerContext, public_id: str, content_type: int) -> bool:
     info = found[2]
     if info is None or not info.compressed_md5 or not info.uncompressed_md5:
         return False
-    stored = ctx.storage.read(info.uuid)
+    disk = getattr(ctx.storage, "inner", ctx.storage)  # verify what is on disk, not the memory cache
+    stored = disk.read(info.uuid)
     if hashlib.md5(stored).hexdigest() != info.compressed_md5:
         return False
     if info.compression == CompressionType.NONE:

@@ -18,6 +18,7 @@ from ..registry import (
     build_content_type_names,
     build_metadata_names,
 )
+from ..storage.cache import CachingStorage
 from ..storage.folder import FolderStorage
 from ..storage.protocol import StorageArea
 from .attachments import AttachmentPolicy
@@ -47,6 +48,9 @@ class ServerContext:
         storage_dir = config.path("StorageDirectory")
         index_dir = config.path("IndexDirectory") if config.get("IndexDirectory") else storage_dir
         self.storage: StorageArea = storage or FolderStorage(storage_dir, fsync=config["SyncStorageArea"])
+        cache_mb = config["MaximumStorageCacheSize"]
+        if cache_mb > 0:
+            self.storage = CachingStorage(self.storage, cache_mb * 1024 * 1024)
         self.index = index or SQLiteIndex(os.path.join(index_dir, "index"), synchronous=config["SyncStorageArea"])
         self.attachment_policy = AttachmentPolicy(
             compress=config["StorageCompression"], level=config["StorageCompressionLevel"],

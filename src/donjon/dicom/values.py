@@ -106,7 +106,7 @@ def decode_numbers(value: bytes, vr: str, little_endian: bool = True) -> str | N
             items = struct.unpack(("<" if little_endian else ">") + "HH" * n, value[: 4 * n])
             return "\\".join(f"{items[i]:04x},{items[i + 1]:04x}" for i in range(0, len(items), 2))
         return None
-    size = struct.calcsize(fmt)
+    size = struct.calcsize("<" + fmt)
     n = len(value) // size
     if n == 0:
         return ""

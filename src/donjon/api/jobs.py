@@ -1,0 +1,110 @@
+"""`/jobs`: list, inspect and drive jobs, download their outputs; and the job options of requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..errors import EmptyAnswer, ErrorCode, OrthancError
+from ..jobs.engine import Job
+from .app import Api
+from .http import EMPTY_JSON_OBJECT, Request, Response, Router, json_response
+
+_CHUNK = 1024 * 1024
+
+
+def register(router: Router) -> None:
+    router.add("GET", "/jobs", list_jobs)
+    router.add("GET", "/jobs/{id}", get_job)
+    router.add("DELETE", "/jobs/{id}", delete_job)
+    for action in ("cancel", "pause", "resume", "resubmit"):
+        router.add("POST", f"/jobs/{{id}}/{action}", _action(action))
+    router.add("GET", "/jobs/{id}/{key}", get_output)
+
+
+async def list_jobs(api: Api, request: Request) -> Response:
+    engine = api.ctx.jobs.engine
+    if "expand" in request.query and request.flag("expand"):
+        return json_response(engine.all_info())
+    return json_response(engine.ids())
+
+
+async def get_job(api: Api, request: Request, id: str) -> Response:
+    info = api.ctx.jobs.engine.info(id)
+    if info is None:
+        raise EmptyAnswer(404)
+    return json_response(info)
+
+
+async def delete_job(api: Api, request: Request, id: str) -> Response:
+    if not await api.run(api.ctx.jobs.engine.delete, id):
+        raise OrthancError(ErrorCode.INEXISTENT_ITEM, f"No job found with this id: {id}")
+    return Response(200, b"", b"text/plain")
+
+
+def _action(name: str):  # type: ignore[no-untyped-def]
+    async def handler(api: Api, request: Request, id: str) -> Response:
+        engine = api.ctx.jobs.engine
+        if not await api.run(getattr(engine, name), id):
+            raise EmptyAnswer(400)
+        return EMPTY_JSON_OBJECT
+    return handler
+
+
+async def get_output(api: Api, request: Request, id: str, key: str) -> Response:
+    output = api.ctx.jobs.engine.output(id, key)
+    if output is None or not os.path.exists(output.path):
+        raise OrthancError(ErrorCode.INEXISTENT_ITEM, f"Job has no such output: {key}")
+    f = await api.run(open, output.path, "rb")
+    size = os.fstat(f.fileno()).st_size
+    headers = [(b"content-disposition", f'filename="{output.filename}"'.encode()),
+               (b"content-length", str(size).encode())]
+    return Response(200, b"", output.mime.encode(), headers, stream=_stream_file(api, f))
+
+
+async def _stream_file(api: Api, f: Any) -> AsyncIterator[bytes]:
+    """The file was opened before the answer started, so a concurrent discard cannot cut it."""
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            chunk = await loop.run_in_executor(api.pool, f.read, _CHUNK)
+            if not chunk:
+                break
+            yield chunk
+    finally:
+        f.close()
+
+
+# -- options shared by every route that creates a job (jobs.md §5.1) ----------------------------------
+def job_options(body: Any, default_synchronous: bool = True) -> tuple[bool, int, bool]:
+    """(synchronous, priority, permissive) from a JSON body; not an object -> the defaults."""
+    if not isinstance(body, dict):
+        return default_synchronous, 0, False
+    synchronous = default_synchronous
+    if "Synchronous" in body:
+        synchronous = _boolean(body, "Synchronous")
+    elif "Asynchronous" in body:
+        synchronous = not _boolean(body, "Asynchronous")
+    priority = body.get("Priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "Integer value expected in field: Priority")
+    permissive = _boolean(body, "Permissive") if "Permissive" in body else False
+    return synchronous, priority, permissive
+
+
+def _boolean(body: dict[str, Any], name: str) -> bool:
+    value = body[name]
+    if not isinstance(value, bool):
+        raise OrthancError(ErrorCode.BAD_FILE_FORMAT, f"Boolean value expected in field: {name}")
+    return value
+
+
+async def submit(api: Api, job: Job, synchronous: bool, priority: int) -> Response:
+    """Orthanc's answer to a job-creating request: the Content when synchronous, else {ID, Path}."""
+    jobs = api.ctx.jobs
+    if synchronous:
+        return json_response(await api.run(jobs.submit_and_wait, job, priority))
+    job_id = jobs.submit(job, priority)
+    return json_response({"ID": job_id, "Path": f"/jobs/{job_id}"})

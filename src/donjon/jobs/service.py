@@ -1,0 +1,73 @@
+"""The jobs engine of one server context: engine, saved registry, job types."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from ..registry import GlobalProperty
+from .engine import Job, JobsEngine
+from .persistence import JobsSaver, load_registry
+
+if TYPE_CHECKING:
+    from ..core.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+
+class JobsService:
+    """Created and stopped by `ServerContext`; `--no-jobs` skips the reload of saved jobs."""
+
+    def __init__(self, ctx: ServerContext, reload_saved: bool = True):
+        from . import archive, modification  # noqa: F401 - job types register their loaders
+
+        config = ctx.config
+        self.ctx = ctx
+        self.engine = JobsEngine(config["ConcurrentJobs"], config["JobsHistorySize"])
+        self.save_jobs = bool(config["SaveJobs"])
+        self.media_archive_size = int(config["MediaArchiveSize"])
+        self.saver: JobsSaver | None = None
+        self._archives: OrderedDict[int, Job] = OrderedDict()
+        self._archives_lock = threading.Lock()
+        if self.save_jobs:
+            if reload_saved:
+                text = ctx.index.reader().global_property(GlobalProperty.JOBS_REGISTRY)
+                if text:
+                    count = load_registry(ctx, self.engine, text)
+                    if count:
+                        log.warning("%d saved jobs were reloaded", count)
+            else:
+                log.warning("--no-jobs: the saved jobs are not reloaded")
+            self.saver = JobsSaver(ctx, self.engine)
+        self.engine.start()
+        if self.saver is not None:
+            self.saver.start()
+
+    def submit(self, job: Job, priority: int = 0) -> str:
+        return self.engine.submit(job, priority)
+
+    def submit_and_wait(self, job: Job, priority: int = 0) -> dict[str, Any]:
+        return self.engine.submit_and_wait(job, priority)
+
+    def keep_archive(self, job: Job) -> None:
+        """`MediaArchiveSize`: only the most recent asynchronous archives keep their ZIP."""
+        with self._archives_lock:
+            self._archives[id(job)] = job
+            dropped = []
+            while len(self._archives) > max(self.media_archive_size, 0):
+                dropped.append(self._archives.popitem(last=False)[1])
+        for old in dropped:
+            old.discard_outputs()
+
+    def close(self) -> None:
+        self.engine.stop()
+        if self.saver is not None:
+            self.saver.stop()
+        for rec in self.engine.records():
+            if rec.job.serialize() is None:
+                try:
+                    rec.job.discard_outputs()
+                except Exception:
+                    log.exception("cannot discard the outputs of job %s", rec.id)

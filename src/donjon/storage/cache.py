@@ -1,0 +1,86 @@
+"""`MaximumStorageCacheSize`: recently written or read files kept in memory, as Orthanc does.
+
+The cache holds stored bytes (compressed or not) keyed by attachment uuid. A uuid's content never
+changes (a replaced attachment gets a new uuid), so an entry can only go stale by deletion, and
+`remove` evicts it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from .protocol import StorageArea
+
+
+class CachingStorage:
+    def __init__(self, inner: StorageArea, max_bytes: int):
+        self.inner = inner
+        self.max_bytes = max_bytes
+        self.max_item = max(max_bytes // 8, 1)  # a single huge file must not flush everything else
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def _put(self, uuid: str, data: bytes) -> None:
+        if len(data) > self.max_item:
+            return
+        with self._lock:
+            old = self._items.pop(uuid, None)
+            if old is not None:
+                self._size -= len(old)
+            self._items[uuid] = data
+            self._size += len(data)
+            while self._size > self.max_bytes and self._items:
+                _, evicted = self._items.popitem(last=False)
+                self._size -= len(evicted)
+
+    def _get(self, uuid: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(uuid)
+            if data is not None:
+                self._items.move_to_end(uuid)
+            return data
+
+    def create(self, uuid: str, data: bytes) -> None:
+        self.inner.create(uuid, data)
+        self._put(uuid, bytes(data))
+
+    def read(self, uuid: str) -> bytes:
+        data = self._get(uuid)
+        if data is None:
+            data = self.inner.read(uuid)
+            self._put(uuid, data)
+        return data
+
+    def read_range(self, uuid: str, start: int, end: int) -> bytes:
+        data = self._get(uuid)
+        if data is None:
+            return self.inner.read_range(uuid, start, end)
+        if end > len(data):
+            from ..errors import ErrorCode, OrthancError
+
+            raise OrthancError(ErrorCode.BAD_RANGE)
+        return data[start:end]
+
+    def remove(self, uuid: str) -> None:
+        with self._lock:
+            old = self._items.pop(uuid, None)
+            if old is not None:
+                self._size -= len(old)
+        self.inner.remove(uuid)
+
+    def has_read_range(self) -> bool:
+        return self.inner.has_read_range()
+
+    def path_of(self, uuid: str) -> str | None:
+        return self.inner.path_of(uuid)
+
+    def scan(self) -> list[str]:
+        return self.inner.scan()
+
+    def cached_bytes(self) -> int:
+        return self._size
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
