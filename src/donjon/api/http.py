@@ -191,26 +191,30 @@ class Router:
 
     def resolve(self, components: list[str]) -> tuple[dict[str, Handler] | None, dict[str, Any]]:
         """The handlers of the matching node (by method) and the captured parameters."""
-        return self._resolve(self.root, components, 0, {})
+        params: list[tuple[str, Any]] = []
+        found = self._walk(self.root, components, 0, params)
+        return found, dict(params)
 
-    def _resolve(self, node: _Node, comps: list[str], i: int, params: dict[str, Any]
-                 ) -> tuple[dict[str, Handler] | None, dict[str, Any]]:
+    def _walk(self, node: _Node, comps: list[str], i: int, params: list[tuple[str, Any]]
+              ) -> dict[str, Handler] | None:
         if i == len(comps):
-            return (node.handlers or None), params
+            return node.handlers or None
         part = comps[i]
         child = node.children.get(part)
         if child is not None:
-            found, p = self._resolve(child, comps, i + 1, params)
+            found = self._walk(child, comps, i + 1, params)
             if found:
-                return found, p
-        if node.param is not None:
-            if node.param.rest_name:
-                p = dict(params)
-                p[node.param.rest_name] = comps[i:]
-                return (node.param.handlers or None), p
-            p = dict(params)
-            p[node.param.param_name] = part
-            found, p2 = self._resolve(node.param, comps, i + 1, p)
+                return found
+        pnode = node.param
+        if pnode is not None:
+            if pnode.rest_name:
+                if pnode.handlers:
+                    params.append((pnode.rest_name, comps[i:]))
+                    return pnode.handlers
+                return None
+            params.append((pnode.param_name, part))
+            found = self._walk(pnode, comps, i + 1, params)
             if found:
-                return found, p2
-        return None, params
+                return found
+            params.pop()
+        return None

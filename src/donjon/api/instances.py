@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 from ..core.attachments import read_attachment
 from ..core.store import StoreOrigin
 from ..errors import ErrorCode, OrthancError
-from ..index.protocol import FileInfo
-from ..registry import CompressionType, ContentType, Origin
+from ..registry import CompressionType, Origin
 from .app import Api
 from .http import Request, Response, Router, json_response
 
@@ -99,20 +98,27 @@ def _store_zip(api: Api, body: bytes, origin: StoreOrigin) -> list[dict[str, str
 
 async def download(api: Api, request: Request, id: str) -> Response:
     ctx = api.ctx
-    info = ctx.index.reader().instance_attachment(id, ContentType.DICOM)
-    if not info:
+    info = ctx.instance_file(id)
+    if info is None:
         raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
-    assert isinstance(info, FileInfo)
     headers = [(b"content-disposition", f'filename="{info.uuid}.dcm"'.encode())]
     path = ctx.storage.path_of(info.uuid)
     if info.compression == CompressionType.NONE and path is not None and info.compressed_size > _STREAM_THRESHOLD:
         return Response(200, b"", b"application/dicom",
                         [*headers, (b"content-length", str(info.compressed_size).encode())],
                         stream=_stream_file(api, path))
-    if info.compressed_size > 256 * 1024:
-        data = await api.run(read_attachment, ctx.storage, info)
-    else:
-        data = read_attachment(ctx.storage, info)
+    try:
+        if info.compressed_size > 256 * 1024:
+            data = await api.run(read_attachment, ctx.storage, info)
+        else:
+            data = read_attachment(ctx.storage, info)
+    except OrthancError as e:
+        fresh = ctx.instance_file(id, refresh=True) if e.code == ErrorCode.INEXISTENT_FILE else None
+        if fresh is None or fresh.uuid == info.uuid:
+            raise
+        data = await api.run(read_attachment, ctx.storage, fresh)
+        info = fresh
+        headers = [(b"content-disposition", f'filename="{info.uuid}.dcm"'.encode())]
     return Response(200, data, b"application/dicom", headers)
 
 

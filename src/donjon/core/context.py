@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from ..config import Configuration
 from ..dicom.values import DEFAULT_ENCODINGS
 from ..errors import ErrorCode, OrthancError
+from ..index.protocol import FileInfo
 from ..index.sqlite import SQLiteIndex
 from ..registry import (
     CHANGE_NAMES,
     STABLE_CHANGE,
     ChangeType,
+    ContentType,
     Level,
     build_content_type_names,
     build_metadata_names,
@@ -30,6 +32,7 @@ from .stable import StableMonitor
 from .store import StoreOrigin, StoreResult, store_instance
 
 log = logging.getLogger(__name__)
+_FILE_CACHE_SIZE = 100_000
 
 
 @dataclass
@@ -60,6 +63,7 @@ class ServerContext:
         self.recycler = Recycler(config["MaximumStorageSize"], config["MaximumPatientCount"],
                                  config["MaximumStorageMode"] == "Reject")
         self.events = EventBus()
+        self._file_cache: dict[str, FileInfo] = {}
         self.stable = StableMonitor(config["StableAge"], self._record_stable)
         self.stable.start()
         if self.recycler.active():
@@ -89,6 +93,27 @@ class ServerContext:
         self.after_deletion(deletion)
         return DeleteResult(deletion.remaining)
 
+    def instance_file(self, public_id: str, refresh: bool = False) -> FileInfo | None:
+        """The DICOM file record of an instance, cached (the hot path of downloads).
+
+        A stale entry can only name a file that was replaced or deleted: reading it fails and the
+        caller asks again with `refresh`. Valid while this process is the index's only writer.
+        """
+        cache = self._file_cache
+        if not refresh:
+            info = cache.get(public_id)
+            if info is not None:
+                return info
+        found = self.index.reader().instance_attachment(public_id, ContentType.DICOM)
+        if not found:
+            cache.pop(public_id, None)
+            return None
+        assert isinstance(found, FileInfo)
+        if len(cache) >= _FILE_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[public_id] = found
+        return found
+
     def after_deletion(self, deletion: Deletion) -> None:
         for f in deletion.files:
             try:
@@ -99,6 +124,7 @@ class ServerContext:
         events = []
         for level, internal_id, public_id in deletion.deleted:
             self.stable.forget(level, internal_id)
+            self._file_cache.pop(public_id, None)
             events.append(ChangeEvent(ChangeType.DELETED, level, public_id, now))
         self.events.publish(events)
 
