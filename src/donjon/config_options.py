@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .dicomweb.settings import validate as _dicomweb_section
 from .registry import ConfigurationError, build_content_type_names, build_metadata_names
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,20 @@ def _peers(option: Option, value: dict[str, Any]) -> dict[str, Any]:
             raise option.fail(f'"{name}" must be a JSON array or a JSON object')
         if not url or ("://" in url and not url.startswith(("http://", "https://"))):
             raise option.fail(f'"{name}": bad URL {url!r}')
+        _peer_rules(option, name, spec)
     return value
+
+
+def _peer_rules(option: Option, name: str, spec: Any) -> None:
+    """The rest of Orthanc's rules (credentials, headers, Timeout, user properties): Orthanc refuses
+    to start with a peer that breaks them."""
+    from .errors import OrthancError
+    from .network.peers import parse_peer
+
+    try:
+        parse_peer(spec)
+    except OrthancError as e:
+        raise option.fail(f'"{name}": {e.details or e.description}') from None
 
 
 def _string_map(option: Option, value: dict[str, Any]) -> dict[str, Any]:
@@ -590,6 +604,7 @@ _PLUGIN_SECTIONS: tuple[Option, ...] = _group("Plugins", tuple(
 ))
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (*_OPTIONS, *_PLUGIN_SECTIONS)}
+OPTIONS["DicomWeb"] = dataclasses.replace(OPTIONS["DicomWeb"], validator=_dicomweb_section)  # dicomweb/settings.py
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in _OPTIONS))
 
 

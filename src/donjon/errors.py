@@ -205,10 +205,12 @@ _TABLE: dict[int, tuple[str, str, int]] = {
 }
 
 HTTP_REASONS: dict[int, str] = {
-    200: "OK", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+    200: "OK", 202: "Accepted", 204: "No Content", 206: "Partial Content",
+    301: "Moved Permanently", 302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
     404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict",
     413: "Request Entity Too Large", 415: "Unsupported Media Type",
-    416: "Requested Range Not Satisfiable", 500: "Internal Server Error", 501: "Not Implemented",
+    416: "Requested Range Not Satisfiable", 422: "Unprocessable Entity", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error", 501: "Not Implemented",
     503: "Service Unavailable", 507: "Insufficient Storage",
 }
 

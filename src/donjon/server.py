@@ -12,6 +12,8 @@ from .api.http11 import HttpServer
 from .config import Configuration
 from .core.context import ServerContext
 from .errors import ErrorCode, OrthancError, describe
+from .network import jobs as _dicom_jobs  # noqa: F401 - registers the loaders of saved DICOM jobs
+from .network.dicom_server import DicomServer
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ async def _serve(config: Configuration, no_jobs: bool,
     app = DonjonApp(ctx)
     stop = asyncio.Event()
     http: HttpServer | None = None
+    dicom: DicomServer | None = None
     try:
         if config["HttpServerEnabled"]:
             http = HttpServer(app, "0.0.0.0", config["HttpPort"], keep_alive=config["KeepAlive"],
@@ -45,11 +48,18 @@ async def _serve(config: Configuration, no_jobs: bool,
                 raise OrthancError(ErrorCode.HTTP_PORT_IN_USE) from None
         else:
             log.warning("HttpServerEnabled is false: the REST API is not served")
+        dicom = _start_dicom(ctx)
 
         def reset() -> ServerContext:
+            nonlocal dicom
             new_config = reload_config() if reload_config is not None else app.ctx.config
+            if dicom is not None:
+                dicom.stop()
+                dicom = None
             app.ctx.close()
-            return ServerContext(new_config, no_jobs=no_jobs)
+            new_ctx = ServerContext(new_config, no_jobs=no_jobs)
+            dicom = _start_dicom(new_ctx)
+            return new_ctx
 
         app.shutdown_hook = lambda: loop.call_soon_threadsafe(stop.set)
         app.reset_hook = reset
@@ -60,6 +70,18 @@ async def _serve(config: Configuration, no_jobs: bool,
         log.warning("Donjon is stopping")
         return 0
     finally:
+        if dicom is not None:
+            dicom.stop()
         if http is not None:
             await http.stop()
         app.ctx.close()
+
+
+def _start_dicom(ctx: ServerContext) -> DicomServer | None:
+    """The DICOM server of a context (`DicomServerEnabled`), listening when this returns."""
+    if not ctx.config["DicomServerEnabled"]:
+        log.warning("DicomServerEnabled is false: the DICOM server is not started")
+        return None
+    server = DicomServer(lambda: ctx)
+    server.start()
+    return server

@@ -95,6 +95,10 @@ def test_asynchronous_archive_and_media_archive_size(donjon: Server) -> None:
     assert wait_job(donjon, second["ID"])["Type"] == "Media"
     assert donjon.get(f"/jobs/{second['ID']}/archive").status_code == 200
     assert donjon.get(f"/jobs/{first['ID']}/archive").status_code == 404  # MediaArchiveSize 1
+    r = donjon.delete(f"/jobs/{second['ID']}/archive")
+    assert r.status_code == 200 and r.content == b""
+    assert donjon.get(f"/jobs/{second['ID']}/archive").status_code == 404
+    assert donjon.delete(f"/jobs/{second['ID']}/archive").json()["OrthancStatus"] == 7
 
 
 def test_create_archive(donjon: Server) -> None:

@@ -184,9 +184,13 @@ def test_jobs_survive_a_restart() -> None:
         big = upload_study(server, "JOBRESTART", 8, 40)
         small = upload_study(server, "JOBPAUSED", 9, 1)
         running = server.post(f"/studies/{big}/modify", json={"Asynchronous": True}).json()["ID"]
+        deadline = time.monotonic() + 30  # the single worker must hold the big job before the small one comes
+        while server.get(f"/jobs/{running}").json()["State"] == "Pending" and time.monotonic() < deadline:
+            time.sleep(0.002)
         paused = server.post(f"/studies/{small}/modify", json={"Asynchronous": True, "Priority": 3}).json()["ID"]
         server.post(f"/jobs/{paused}/pause")
         before = server.get(f"/jobs/{paused}").json()
+        assert before["State"] == "Paused", before
         server.stop()
         server = _restart(server)
         after = server.get(f"/jobs/{paused}").json()

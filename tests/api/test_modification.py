@@ -154,3 +154,44 @@ def test_instance_disappearing_midway(paused_worker: Server, permissive: bool) -
         assert info["State"] == "Success" and info["Content"]["FailedInstancesCount"] == 1
     else:
         assert info["State"] == "Failure" and info["ErrorCode"] == -1
+
+
+def test_split_study(donjon: Server) -> None:
+    study = upload_study(donjon, "SPLIT", 110, 2, series=2)
+    series = [s["ID"] for s in donjon.get(f"/studies/{study}/series").json()]
+    r = donjon.post(f"/studies/{study}/split", json={})
+    assert r.status_code == 400 and r.json()["Details"] == 'Both the "Series" and the "Instances" fields are missing'
+    r = donjon.post(f"/studies/{study}/split", json={"Series": [series[0]], "Replace": {"SeriesDescription": "x"}})
+    assert r.status_code == 400 and r.json()["OrthancStatus"] == 3
+    r = donjon.post(f"/studies/{study}/split", json={"Series": "x"})
+    assert r.status_code == 400 and r.json()["Details"] == "List of strings expected in field: Series"
+    r = donjon.post(f"/studies/{study}/split", json={"Series": [series[0]], "Replace": {"StudyDescription": "new"}})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert sorted(answer) == ["Description", "FailedInstancesCount", "InstancesCount", "TargetStudy", "TargetStudyUID"]
+    assert answer["InstancesCount"] == 2
+    target = donjon.get(f"/studies/{answer['TargetStudy']}").json()
+    assert target["MainDicomTags"]["StudyDescription"] == "new"
+    assert target["MainDicomTags"]["StudyInstanceUID"] == answer["TargetStudyUID"]
+    assert [s["ID"] for s in donjon.get(f"/studies/{study}/series").json()] == [series[1]]  # sources deleted
+
+
+def test_merge_study(donjon: Server) -> None:
+    target = upload_study(donjon, "MERGE1", 111, 1)
+    source = upload_study(donjon, "MERGE2", 112, 2)
+    r = donjon.post(f"/studies/{target}/merge", json={})
+    assert r.status_code == 400 and r.json()["Details"] == "List of strings expected in field: Resources"
+    r = donjon.post(f"/studies/{target}/merge", json={"Resources": [target]})
+    assert r.status_code == 404 and r.json()["Details"] == f"Cannot merge a study into the same study: {target}"
+    patient = donjon.get(f"/studies/{source}").json()["ParentPatient"]
+    r = donjon.post(f"/studies/{target}/merge", json={"Resources": [patient]})
+    assert r.status_code == 404 and r.json()["Details"].endswith("is a Patient")
+    r = donjon.post(f"/studies/{target}/merge", json={"Resources": [source], "KeepSource": True})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": 2,
+                        "TargetStudy": target}
+    instances = donjon.get(f"/studies/{target}/instances").json()
+    assert len(instances) == 3
+    tags = [donjon.get(f"/instances/{i['ID']}/file").content for i in instances]
+    assert {dcmread(io.BytesIO(t)).PatientID for t in tags} == {"MERGE1"}
+    assert donjon.get(f"/studies/{source}").status_code == 200  # KeepSource

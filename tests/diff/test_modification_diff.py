@@ -294,3 +294,93 @@ def test_bulk_answers(servers: list[Server]) -> None:
         content = r.json()
         shapes.append((sorted(content), [x["Type"] for x in content["Resources"]]))
     assert shapes[0] == shapes[1]
+
+
+def test_split_and_merge(servers: list[Server]) -> None:
+    from tests.api.test_jobs import upload_study
+    results = []
+    for server in servers:
+        study = upload_study(server, "SPLITDIFF", 401, 2, series=2)
+        series = sorted(s["ID"] for s in server.get(f"/studies/{study}/series").json())
+        shapes = [job_shape(server.post(f"/studies/{study}/split", json=body)) for body in (
+            {}, {"Series": "x"}, {"Series": ["nope"]}, {"Series": [series[0]], "Replace": {"SeriesDescription": "x"}},
+            {"Series": [series[0]], "Replace": {"StudyInstanceUID": "1.2"}})]
+        r = server.post(f"/studies/{study}/split", json={"Series": [series[0]], "Replace": {"StudyDescription": "S"},
+                                                         "Remove": ["AccessionNumber"]})
+        shapes.append(job_shape(r))
+        split = r.json()
+        files = [server.get(f"/instances/{i['ID']}/file").content
+                 for i in server.get(f"/studies/{split['TargetStudy']}/instances").json()]
+        split_tags = sorted(sorted(file_tags(f, Normaliser({split["TargetStudyUID"]})).items()) for f in files)
+        remaining = [s["ID"] for s in server.get(f"/studies/{study}/series").json()]
+        target = upload_study(server, "MERGEDIFF", 402, 1)
+        merge_shapes = [job_shape(server.post(f"/studies/{target}/merge", json=body)) for body in (
+            {}, {"Resources": ["nope"]}, {"Resources": [target]})]
+        r = server.post(f"/studies/{target}/merge", json={"Resources": [study]})
+        merge_shapes.append(job_shape(r))
+        merged = sorted(sorted(file_tags(server.get(f"/instances/{i['ID']}/file").content, Normaliser(set())).items())
+                        for i in server.get(f"/studies/{target}/instances").json())
+        results.append((shapes, split_tags, remaining == [series[1]], merge_shapes, merged,
+                        server.get(f"/studies/{study}").status_code))
+    assert results[0][0] == results[1][0]
+    assert results[0][1] == results[1][1]
+    assert results[0][2] and results[1][2]
+    assert results[0][3] == results[1][3]
+    assert results[0][4] == results[1][4]
+    assert results[0][5] == results[1][5] == 404
+
+
+_VALUES = {"AE": "AET", "AS": "030Y", "CS": "CS", "DA": "20200101", "DS": "1.5", "DT": "20200101101010",
+           "IS": "7", "LO": "LO", "LT": "LT", "PN": "PN^X", "SH": "SH", "ST": "ST", "TM": "101010", "UC": "UC",
+           "UR": "http://x", "UT": "UT", "US": 7, "SS": 7, "UL": 7, "SL": 7, "FL": 1.5, "FD": 1.5, "SV": 7, "UV": 7,
+           "AT": 0x00100010, "OB": b"\x01\x02", "OW": b"\x01\x02", "OF": b"\x00\x00\x80\x3f", "OD": b"\x00" * 8,
+           "OL": b"\x01\x02\x03\x04", "OV": b"\x00" * 8, "UN": b"\x01\x02"}
+
+
+def every_attribute_file() -> bytes:
+    """A file holding every attribute of pydicom's dictionary (UIDs distinct, one item per sequence)."""
+    from pydicom.datadict import DicomDictionary
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+    ds = Dataset()
+    for n, (tag, (vr, _vm, _name, _retired, keyword)) in enumerate(sorted(DicomDictionary.items())):
+        vr = vr.split(" or ")[0]
+        if (tag >> 16) in (0x0000, 0x0002, 0x7FE0, 0xFFFE, 0xFFFC) or not keyword or vr == "NONE":
+            continue
+        if vr == "SQ":
+            item = Dataset()
+            item.CodeValue = f"SQ{n}"
+            ds.add_new(tag, vr, Sequence([item]))
+        else:
+            ds.add_new(tag, vr, f"1.2.3.{n}" if vr == "UI" else _VALUES[vr])
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.999.1", "1.2.3.999.2", "1.2.3.999.3"
+    ds.PatientID, ds.PatientName = "EVERY", "EVERY^ATTRIBUTE"
+    ds.add_new(0x00090010, "LO", "CREATOR")
+    ds.add_new(0x00091001, "LO", "PRIVATE")
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("version", ["2008", "2017c", "2021b"])
+def test_profile_on_every_attribute(servers: list[Server], version: str) -> None:
+    data = every_attribute_file()
+    tags = []
+    for server in servers:
+        instance = server.post("/instances", content=data).json()["ID"]
+        r = server.post(f"/instances/{instance}/anonymize", json={"DicomVersion": version,
+                                                                   "Replace": {"PatientName": "P"}})
+        assert r.status_code == 200, r.text
+        t = file_tags(r.content, Normaliser(set()))
+        t.pop("00100020")
+        tags.append(t)
+        server.delete(f"/instances/{instance}")
+    assert tags[0] == tags[1], {k: (tags[0].get(k), tags[1].get(k)) for k in set(tags[0]) | set(tags[1])
+                                if tags[0].get(k) != tags[1].get(k)}

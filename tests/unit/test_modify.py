@@ -194,3 +194,16 @@ def test_anonymization_options() -> None:
 def test_same_uid_in_two_u_tags_maps_once() -> None:
     ds = anonymize({}, make_file(InstanceCreatorUID="1.2.3.9"))
     assert ds.InstanceCreatorUID == ds.FrameOfReferenceUID != "1.2.3.9"
+
+
+def test_private_tags_inside_sequences() -> None:
+    data = make_file()
+    ds = read(data)
+    ds.ReferencedImageSequence[0].add_new(0x00110010, "LO", "NESTED")
+    ds.ReferencedImageSequence[0].add_new(0x00111001, "LO", "private")
+    out = io.BytesIO()
+    ds.save_as(out)
+    anonymized = anonymize({"Keep": ["0011,1001"]}, out.getvalue())
+    assert 0x00111001 not in anonymized.ReferencedImageSequence[0]  # anonymization: gone at every depth
+    modified = modify({"RemovePrivateTags": True}, Level.INSTANCE, out.getvalue())
+    assert 0x00111001 in modified.ReferencedImageSequence[0] and 0x00091001 not in modified  # modify: top level

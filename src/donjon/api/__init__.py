@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+
 from .http import Router
+
+# Each module registers its own routes; order matters only where two patterns could overlap.
+_ROUTE_MODULES = (
+    "system", "resources", "instances", "tools", "protection", "metadata", "attachments", "labels",
+    "jobs", "modification", "archives", "instance_content", "modalities", "peers", "queries",
+    "rendering", "ui", "dicomweb",
+)
 
 
 def build_router() -> Router:
-    from . import instances, protection, resources, system, tools
-
     router = Router()
-    for module in (system, resources, instances, tools, protection):
-        module.register(router)
-    __import__(f"{__package__}.metadata", fromlist=["register"]).register(router)
-    __import__(f"{__package__}.attachments", fromlist=["register"]).register(router)
-    __import__(f"{__package__}.labels", fromlist=["register"]).register(router)
-    __import__(f"{__package__}.jobs", fromlist=["register"]).register(router)
-    __import__(f"{__package__}.modification", fromlist=["register"]).register(router)
-    __import__(f"{__package__}.archives", fromlist=["register"]).register(router)
-    __import__(f"{__package__}.instance_content", fromlist=["register"]).register(router)
+    for name in _ROUTE_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(router)
     return router

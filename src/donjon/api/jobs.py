@@ -22,6 +22,7 @@ def register(router: Router) -> None:
     for action in ("cancel", "pause", "resume", "resubmit"):
         router.add("POST", f"/jobs/{{id}}/{action}", _action(action))
     router.add("GET", "/jobs/{id}/{key}", get_output)
+    router.add("DELETE", "/jobs/{id}/{key}", delete_output)
 
 
 async def list_jobs(api: Api, request: Request) -> Response:
@@ -62,6 +63,15 @@ async def get_output(api: Api, request: Request, id: str, key: str) -> Response:
     headers = [(b"content-disposition", f'filename="{output.filename}"'.encode()),
                (b"content-length", str(size).encode())]
     return Response(200, b"", output.mime.encode(), headers, stream=_stream_file(api, f))
+
+
+async def delete_output(api: Api, request: Request, id: str, key: str) -> Response:
+    """Mainline (1.12.1+): free the output of a job before the job leaves the history."""
+    engine = api.ctx.jobs.engine
+    if engine.output(id, key) is None:
+        raise OrthancError(ErrorCode.INEXISTENT_ITEM, f"Job has no such output: {key}")
+    await api.run(engine.discard_output, id)
+    return Response(200, b"", b"text/plain")
 
 
 async def _stream_file(api: Api, f: Any) -> AsyncIterator[bytes]:

@@ -1,17 +1,19 @@
-"""`/modify` and `/anonymize` of patients, studies, series (jobs) and instances (direct answer), bulk variants."""
+"""`/modify` and `/anonymize` of patients, studies, series (jobs), of instances (direct answer), bulk; split, merge."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+from pydicom.datadict import keyword_for_tag
 
 from ..core.attachments import read_attachment
 from ..core.store import StoreOrigin
-from ..dicom.modify import PATIENT_NAME, Modification
+from ..dicom.modify import PATIENT_NAME, PATIENT_STUDY_MODULE_TAGS, Modification, Restructuring, parse_tag
 from ..errors import ErrorCode, OrthancError
 from ..index.protocol import FileInfo
 from ..jobs.instances import expand_instances
+from ..jobs.merge_split import MergeStudyJob, SplitStudyJob, new_study_uid
 from ..jobs.modification import ResourceModificationJob
 from ..registry import ContentType, GlobalProperty, Level, Origin, parse_level
 from .app import Api
@@ -27,6 +29,8 @@ def register(router: Router) -> None:
     router.add("POST", "/instances/{id}/anonymize", _instance_route(anonymize=True))
     router.add("POST", "/tools/bulk-modify", _bulk_route(anonymize=False))
     router.add("POST", "/tools/bulk-anonymize", _bulk_route(anonymize=True))
+    router.add("POST", "/studies/{id}/split", split_study)
+    router.add("POST", "/studies/{id}/merge", merge_study)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -68,8 +72,8 @@ def _check_unsupported(body: dict[str, Any]) -> None:
         raise OrthancError(ErrorCode.NOT_IMPLEMENTED, "Donjon cannot transcode yet (\"Transcode\")")
 
 
-def _keep_source(body: dict[str, Any]) -> bool:
-    value = body.get("KeepSource", True)
+def _keep_source(body: dict[str, Any], default: bool = True) -> bool:
+    value = body.get("KeepSource", default)
     if not isinstance(value, bool):
         raise OrthancError(ErrorCode.BAD_FILE_FORMAT, 'Member "KeepSource" should be a Boolean value')
     return value
@@ -137,3 +141,104 @@ def _bulk_route(anonymize: bool):  # type: ignore[no-untyped-def]
                                       parent_resources=list(resources))
         return await submit(api, job, synchronous, priority)
     return handler
+
+
+# -- Split and Merge --------------------------------------------------------------------------------
+def _string_list(body: dict[str, Any], name: str) -> list[str]:
+    value = body[name]
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise OrthancError(ErrorCode.BAD_FILE_FORMAT, f"List of strings expected in field: {name}")
+    return value
+
+
+def _module_tag(name: str) -> int:
+    tag = parse_tag(name)
+    if tag not in PATIENT_STUDY_MODULE_TAGS:
+        keyword = keyword_for_tag(tag) or name
+        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE, "Cannot modify the following tag while splitting a study "
+                           f"(not in the patient/study modules): {keyword} ({tag >> 16:04x},{tag & 0xFFFF:04x})")
+    return tag
+
+
+def _children_of(tx: Any, study: int, ids: list[str], level: Level, what: str) -> list[str]:
+    out: list[str] = []
+    for pub in ids:
+        found = tx.lookup(pub)
+        if found is None or found[1] != level:
+            raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+        row = tx.resource(found[0])
+        while row is not None and row.level > Level.STUDY:
+            row = tx.resource(row.parent_id)
+        if row is None or row.id != study:
+            raise OrthancError(ErrorCode.UNKNOWN_RESOURCE, f"This {what} does not belong to the study to be split: {pub}")
+        descendants = tx.descendants(found[0], Level.INSTANCE)
+        names = tx.public_ids(descendants)
+        out.extend(names[i] for i in descendants)
+    return out
+
+
+async def split_study(api: Api, request: Request, id: str) -> Response:
+    body = await _json_object(request)
+    if "Series" not in body and "Instances" not in body:
+        raise OrthancError(ErrorCode.BAD_REQUEST, 'Both the "Series" and the "Instances" fields are missing')
+    series = _string_list(body, "Series") if "Series" in body else []
+    instances = _string_list(body, "Instances") if "Instances" in body else []
+    restructuring = Restructuring(study_uid=new_study_uid())
+    if "Replace" in body:
+        replace = body["Replace"]
+        if not isinstance(replace, dict) or not all(isinstance(v, str) for v in replace.values()):
+            raise OrthancError(ErrorCode.BAD_FILE_FORMAT, 'Field "Replace" must be an object of strings')
+        restructuring.replacements = {_module_tag(k): v for k, v in replace.items()}
+    if "Remove" in body:
+        restructuring.removals = {_module_tag(k) for k in _string_list(body, "Remove")}
+    synchronous, priority, _ = job_options(body)
+    keep_source = _keep_source(body, default=False)
+
+    def expand(tx: Any) -> list[str]:
+        found = tx.lookup(id)
+        if found is None or found[1] != Level.STUDY:
+            raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+        out = _children_of(tx, found[0], series, Level.SERIES, "series")
+        out += _children_of(tx, found[0], instances, Level.INSTANCE, "instance")
+        return list(dict.fromkeys(out))
+    moved = await api.run(api.ctx.index.read, expand)
+    job = SplitStudyJob(api.ctx, moved, restructuring, _origin(request), keep_source)
+    return await submit(api, job, synchronous, priority)
+
+
+async def merge_study(api: Api, request: Request, id: str) -> Response:
+    body = await _json_object(request)
+    resources = _string_list(body, "Resources") if "Resources" in body else None
+    if resources is None:
+        raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "List of strings expected in field: Resources")
+    synchronous, priority, _ = job_options(body)
+    keep_source = _keep_source(body, default=False)
+
+    def expand(tx: Any) -> tuple[list[str], str, str]:
+        found = tx.lookup(id)
+        if found is None or found[1] != Level.STUDY:
+            raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+        target_instances = tx.descendants(found[0], Level.INSTANCE)
+        if not target_instances:
+            raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
+        out: list[str] = []
+        for pub in resources:
+            hit = tx.lookup(pub)
+            if hit is None:
+                raise OrthancError(ErrorCode.UNKNOWN_RESOURCE, f"Cannot find this resource: {pub}")
+            if hit[1] == Level.PATIENT:
+                raise OrthancError(ErrorCode.UNKNOWN_RESOURCE, "This resource is neither a study, nor a series, "
+                                                               f"nor an instance: {pub} is a Patient")
+            if pub == id:
+                raise OrthancError(ErrorCode.UNKNOWN_RESOURCE, f"Cannot merge a study into the same study: {pub}")
+            ids = tx.descendants(hit[0], Level.INSTANCE)
+            names = tx.public_ids(ids)
+            out.extend(names[i] for i in ids)
+        row = tx.resource(found[0])
+        tags = orjson.loads(row.tags) if row is not None and row.tags else {}
+        target_instance = tx.public_ids(target_instances[:1])[target_instances[0]]
+        return list(dict.fromkeys(out)), str(tags.get("0020,000d", "")), target_instance
+    moved, study_uid, target_instance = await api.run(api.ctx.index.read, expand)
+    job = MergeStudyJob(api.ctx, moved, Restructuring(study_uid=study_uid), _origin(request), keep_source,
+                        id, target_instance)
+    return await submit(api, job, synchronous, priority)

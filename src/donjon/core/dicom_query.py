@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from ..dicom.json_tags import dicom_to_json, read_dicom
 from ..dicom.main_tags import IDENTIFIER_TAG, MAIN_TAG_NAMES, format_tag
@@ -89,7 +91,7 @@ def read_identifier(ds: Dataset, default_codec: str) -> DicomQuery:
         if vr == "SQ" or isinstance(getattr(raw, "value", None), list):
             sequences.append(tag)
             continue
-        value = raw_to_string(raw, encodings, little)
+        value = element_string(raw, encodings, little)
         if tag == QUERY_RETRIEVE_LEVEL:
             level_text = value
         elements.append(QueryElement(tag, vr, value))
@@ -162,7 +164,8 @@ def _answer(q: DicomQuery, retrieve_aet: str, match: dict[int, str], sequences: 
 
 
 def _main_tag_values(tx: SQLiteReader, ids: list[int], level: Level) -> dict[int, tuple[dict[int, str], dict]]:
-    """Main tags of each resource merged with those of its ancestors."""
+    """Main tags of each resource merged with those of its ancestors (below the patient level, the
+    patient tags are the study's copy, taken from its first instance, as in Orthanc)."""
     merged: dict[int, dict[int, str]] = {rid: {} for rid in ids}
     current = {rid: rid for rid in ids}
     lvl: Level | None = level
@@ -173,8 +176,9 @@ def _main_tag_values(tx: SQLiteReader, ids: list[int], level: Level) -> dict[int
             row = rows.get(anc)
             if row is None:
                 continue
-            for key, value in (orjson.loads(row.tags) if row.tags else {}).items():
-                merged[rid].setdefault(int(key.replace(",", ""), 16), value)
+            for blob in (row.tags, row.patient_tags):  # a study keeps its own copy of the patient tags
+                for key, value in (orjson.loads(blob) if blob else {}).items():
+                    merged[rid].setdefault(int(key.replace(",", ""), 16), value)
             if row.parent_id is not None:
                 parents[rid] = row.parent_id
         current = parents
@@ -308,6 +312,20 @@ def _instances_matching(tx: SQLiteReader, level: Level, tag: int, wanted: Iterab
     return out
 
 
+def element_string(elem: Any, encodings: list[str], little: bool) -> str | None:
+    """Orthanc's string of a top-level element, raw (bytes) or already decoded by pydicom."""
+    if isinstance(elem, RawDataElement):
+        return raw_to_string(elem, encodings, little)
+    value = elem.value
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray) or elem.VR == "SQ":
+        return None
+    if isinstance(value, list | tuple | MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value).rstrip(" ") if elem.VR != "UI" else str(value).strip("\x00 ")
+
+
 def identifier_values(ds: Dataset, default_codec: str, tags: Sequence[int] = ()) -> dict[int, str]:
     """String values of a C-MOVE/C-GET identifier (top-level, decoded)."""
     charset = ds._dict.get(SPECIFIC_CHARACTER_SET)
@@ -318,7 +336,7 @@ def identifier_values(ds: Dataset, default_codec: str, tags: Sequence[int] = ())
         raw = ds._dict.get(tag)
         if raw is None:
             continue
-        value = raw_to_string(raw, encodings, little)
+        value = element_string(raw, encodings, little)
         if value is not None:
             out[int(tag)] = value
     return out

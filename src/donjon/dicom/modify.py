@@ -460,6 +460,9 @@ class Modification:
             tag = int(tag)
             elem = ds.get_item(tag)
             if not top:
+                if tag in self.removals or (self.remove_private_tags and (tag >> 16) & 1 and (tag >> 16) > 7):
+                    del ds[tag]  # inside sequences, even a kept private tag goes (as the reference does)
+                    continue
                 if tag in self.removals:
                     del ds[tag]
                     continue
@@ -506,3 +509,70 @@ def _walk(ds: Dataset, prefix: tuple[tuple[int, int | None], ...]) -> list[Datas
                 nxt.append(items[index])
         current = nxt
     return current
+
+
+# Attributes of the Patient, General Study and Patient Study modules (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2):
+# what Split may change and what Merge copies from the target study (StudyInstanceUID aside).
+_MODULE_TAGS = """
+00080020 00080030 00080050 00080051 00080090 00080096 0008009C 0008009D 00081030 00081032 00081048 00081049
+00081060 00081062 00081080 00081084 00081110 00081120 00100010 00100020 00100021 00100022 00100024 00100026
+00100027 00100030 00100032 00100033 00100034 00100035 00100040 00100200 00100212 00100213 00100216 00100218
+00100219 00100221 00101000 00101001 00101002 00101010 00101020 00101021 00101022 00101023 00101024 00101030
+00101100 00102000 00102110 00102160 00102180 001021A0 001021B0 001021C0 001021D0 00102201 00102202 00102203
+00102292 00102293 00102294 00102297 00102298 00102299 00104000 00120062 00120063 00120064 00200010 00321034
+00321066 00321067 00380010 00380014 00380060 00380062 00380064 00380500 00401012"""
+PATIENT_STUDY_MODULE_TAGS = frozenset(int(t, 16) for t in _MODULE_TAGS.split())
+
+
+@dataclass
+class Restructuring:
+    """Split and Merge: move instances into another study (new series and SOP UIDs, same for a re-run)."""
+
+    study_uid: str
+    secret: str = field(default_factory=lambda: uuid.uuid4().hex)
+    replacements: dict[int, Any] = field(default_factory=dict)  # JSON values (Split's "Replace")
+    removals: set[int] = field(default_factory=set)
+    copied: dict[int, Any] = field(default_factory=dict)  # elements of the target study (Merge)
+
+    def map_uid(self, original: str, level: Level) -> str:
+        digest = hashlib.sha256(f"{self.secret}|{int(level)}|{original}".encode()).digest()
+        return f"{UID_ROOTS[level]}.{int.from_bytes(digest[:16], 'big')}"
+
+    def apply_to_bytes(self, data: bytes, default_encoding: str = "latin_1") -> bytes:
+        try:
+            ds = dcmread(io.BytesIO(data), force=True)
+        except (InvalidDicomError, EOFError, ValueError, OSError) as e:
+            raise OrthancError(ErrorCode.BAD_FILE_FORMAT, f"Cannot parse the DICOM file: {e}") from None
+        implicit, little = ds.original_encoding
+        charset = ds.get_item(0x00080005)
+        enc = _Encoding(bool(implicit), little is not False,
+                        dataset_encodings(element_text(charset).split("\\") if charset is not None else None,
+                                          default_encoding))
+        if self.copied:
+            for tag in PATIENT_STUDY_MODULE_TAGS:
+                if tag in self.copied:
+                    ds[tag] = self.copied[tag]
+                elif tag in ds:
+                    del ds[tag]
+        for tag in self.removals:
+            if tag in ds:
+                del ds[tag]
+        for tag, value in self.replacements.items():
+            ds[tag] = _element_for(tag, value, enc, ds.get_item(tag) if tag in ds else None)
+        ds[STUDY_UID] = _raw(STUDY_UID, "UI", self.study_uid.encode("ascii"), enc)
+        for tag, level in ((SERIES_UID, Level.SERIES), (SOP_UID, Level.INSTANCE)):
+            original = element_text(ds.get_item(tag)) if tag in ds else ""
+            ds[tag] = _raw(tag, "UI", self.map_uid(original, level).encode("ascii"), enc)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None:
+            meta[0x00020003] = _raw(0x00020003, "UI", element_text(ds.get_item(SOP_UID)).encode("ascii"),
+                                    _Encoding(False, True, ["ascii"]))
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=False)
+        return out.getvalue()
+
+
+def module_elements(data: bytes) -> dict[int, Any]:
+    """The Patient/Study module elements of a file (what Merge copies from its target study)."""
+    ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+    return {tag: ds[tag] for tag in PATIENT_STUDY_MODULE_TAGS if tag in ds}

@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -27,7 +28,7 @@ import orjson
 from ..core.attachments import read_attachment
 from ..errors import ErrorCode, OrthancError
 from ..index.protocol import FileInfo
-from ..registry import ContentType, Level
+from ..registry import CompressionType, ContentType, Level
 from .engine import CONTINUE, SUCCESS, Job, JobOutput, StepResult, StopReason
 
 if TYPE_CHECKING:
@@ -266,15 +267,23 @@ class ArchiveJob(Job):
         assert self.zip is not None and self.entries is not None
         if self.position < len(self.entries):
             entry = self.entries[self.position]
+            info = entry.info
+            path = self.ctx.storage.path_of(info.uuid) if info.compression == CompressionType.NONE else None
+            zinfo = _zip_info(entry.name)
             try:
-                data = read_attachment(self.ctx.storage, entry.info)
+                if path is not None:  # big files: copied in chunks, and kept out of the storage cache
+                    with open(path, "rb") as src, \
+                            self.zip.open(zinfo, "w", force_zip64=info.uncompressed_size >= 0x7FFFFFFF) as dst:
+                        shutil.copyfileobj(src, dst, _CHUNK)
+                    source: bytes | str = path
+                else:
+                    source = read_attachment(self.ctx.storage, info)
+                    with self.zip.open(zinfo, "w", force_zip64=len(source) >= 0x7FFFFFFF) as dst:
+                        dst.write(source)
             except OSError:
                 raise OrthancError(ErrorCode.INEXISTENT_FILE, f"Missing file of instance {entry.instance}") from None
-            zinfo = _zip_info(entry.name)
-            with self.zip.open(zinfo, "w", force_zip64=len(data) >= 0x7FFFFFFF) as f:
-                f.write(data)
             if self.dicomdir is not None:
-                self.dicomdir.add(data, entry.name)
+                self.dicomdir.add(source, entry.name)
             self.position += 1
             return CONTINUE
         if self.dicomdir is not None:

@@ -28,6 +28,7 @@ from ..errors import ErrorCode, OrthancError, describe
 log = logging.getLogger(__name__)
 
 TICK = 0.2  # idle workers and the retry scheduler wake up every 200 ms (Orthanc's value)
+REFRESH = 0.1  # the public status of a running job is refreshed at most this often (and at its end)
 
 
 class JobState(StrEnum):
@@ -212,6 +213,7 @@ class JobsEngine:
         self._started = False
         self.listeners: list[Listener] = []  # (event, record): submitted, success, failure, changed
         self.dirty = threading.Event()  # set on every change that persistence should save soon
+        self.progressed = threading.Event()  # a job that asks for it moved on (saved less often)
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -304,6 +306,12 @@ class JobsEngine:
                 return None
             job = rec.job
         return job.output(key)
+
+    def discard_output(self, job_id: str) -> None:
+        with self._lock:
+            rec = self._jobs.get(job_id)
+        if rec is not None:
+            rec.job.discard_outputs()
 
     def records(self) -> list[JobRecord]:
         with self._lock:
@@ -471,6 +479,7 @@ class JobsEngine:
     def _run(self, rec: JobRecord) -> None:
         job = rec.job
         result: StepResult | None = None
+        last_refresh = 0.0
         try:
             job.start()
         except OrthancError as e:
@@ -510,14 +519,17 @@ class JobsEngine:
             except Exception as e:
                 log.exception("job %s: step failed", rec.id)
                 outcome = failure(ErrorCode.INTERNAL_ERROR, str(e))
-            with self._lock:
-                rec.refresh()
             if outcome.kind != "continue":
                 result = outcome
-            else:
-                if getattr(job, "save_each_step", False):
-                    self.dirty.set()
+                continue
+            now = time.monotonic()
+            if now - last_refresh >= REFRESH:
+                last_refresh = now
+                with self._lock:
+                    rec.refresh()
                 self._emit("changed", rec)
+            if getattr(job, "save_each_step", False):
+                self.progressed.set()
         self._finish(rec, result)
 
     def _finish(self, rec: JobRecord, result: StepResult) -> None:

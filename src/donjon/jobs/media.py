@@ -27,9 +27,11 @@ class DicomDir:
         self.fileset = FileSet()
         self.names: dict[str, list[str]] = {}
 
-    def add(self, data: bytes, name: str) -> None:
+    def add(self, source: bytes | str, name: str) -> None:
+        """`source`: the file's bytes or its path (only the header is read)."""
         try:
-            ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+            ds = dcmread(io.BytesIO(source) if isinstance(source, bytes) else source, stop_before_pixels=True,
+                         force=True)
             for keyword, value in _DEFAULTS.items():
                 if not str(ds.get(keyword, "") or "").strip():
                     setattr(ds, keyword, value)

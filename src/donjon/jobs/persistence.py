@@ -2,7 +2,8 @@
 
 The format is Orthanc's (`{"Type":"JobsRegistry","Jobs":{id: {...}}}`) so that the property is
 readable by someone who knows Orthanc. Saves happen ~100 ms after a change (submit, completion,
-pause...), every 10 s while jobs run (to keep `Position` fresh), and once at stop. At start-up,
+pause...), every second while a job that stores things moves on (its `Position`), every 10 s while
+other jobs run, and once at stop. At start-up,
 saved Pending/Running/Retry jobs are queued again, Paused stay paused, completed ones go back to the
 history; a job that cannot be read back is skipped with a warning.
 """
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL = 0.1
-PERIOD = 10.0
+POLL = 0.1  # submissions, completions, pauses... are saved within this delay
+PROGRESS_PERIOD = 1.0  # the position of jobs that ask for it (`save_each_step`)
+PERIOD = 10.0  # everything else that runs
 
 Loader = Callable[["ServerContext", dict[str, Any]], "Job"]
 LOADERS: dict[str, Loader] = {}
@@ -125,11 +127,15 @@ class JobsSaver:
             log.exception("Cannot save the jobs registry")
 
     def _loop(self) -> None:
-        last_periodic = time.monotonic()
+        last_periodic = last_progress = time.monotonic()
         while not self._stop.wait(POLL):
             now = time.monotonic()
             if self.engine.dirty.is_set():
                 self.engine.dirty.clear()
+                self.save()
+            elif self.engine.progressed.is_set() and now - last_progress >= PROGRESS_PERIOD:
+                last_progress = now
+                self.engine.progressed.clear()
                 self.save()
             elif now - last_periodic >= PERIOD:
                 last_periodic = now

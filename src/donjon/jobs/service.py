@@ -21,7 +21,9 @@ class JobsService:
     """Created and stopped by `ServerContext`; `--no-jobs` skips the reload of saved jobs."""
 
     def __init__(self, ctx: ServerContext, reload_saved: bool = True):
-        from . import archive, modification  # noqa: F401 - job types register their loaders
+        from ..dicomweb import jobs as _dicomweb_jobs  # noqa: F401 - job types register their loaders
+        from ..network import jobs as _dicom_jobs  # noqa: F401
+        from . import archive, merge_split, modification, peer_store  # noqa: F401
 
         config = ctx.config
         self.ctx = ctx

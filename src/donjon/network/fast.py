@@ -19,17 +19,20 @@ import logging
 import queue
 import select
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom import evt
 from pynetdicom._globals import MODE_ACCEPTOR, MODE_REQUESTOR
 from pynetdicom.ae import ApplicationEntity
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import (
     AddressInformation,
@@ -41,6 +44,8 @@ from pynetdicom.transport import (
 log = logging.getLogger(__name__)
 
 TICK = 0.1  # the longest a reactor sleeps before looking at its timers again
+# pynetdicom's default handlers format every DIMSE message for a debug log nobody reads
+pynetdicom_config.LOG_HANDLER_LEVEL = "none"
 
 
 class _WakeQueue(queue.Queue):  # type: ignore[type-arg]
@@ -118,12 +123,33 @@ def set_nodelay(sock: socket.socket | None) -> None:
         pass
 
 
+class _PData:
+    """A received P-DATA-TF reduced to what the state machine needs (`to_primitive`), its values
+    being views of the received buffer (no copy until DIMSE assembles the message)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[tuple[int, memoryview]]):
+        self.items = items
+
+    def to_primitive(self) -> P_DATA:
+        primitive = P_DATA()
+        primitive._presentation_data_value_list = self.items  # type: ignore[assignment] # the setter wants bytes
+        return primitive
+
+
+_PDU_HEADER = struct.Struct(">BBL")
+_UL_BE = struct.Struct(">L")
+
+
 class FastDUL(DULServiceProvider):
     """The DUL reactor, waiting in select() instead of sleeping 1 ms between looks."""
 
     def __init__(self, assoc: Association, wake_assoc: threading.Event):
         super().__init__(assoc)
+        self.daemon = True  # pynetdicom's DUL threads are not daemons: one stuck peer would keep us alive
         self._wake_r, self._wake_w = socket.socketpair()
+        self._poked = False
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.to_provider_queue = _WakeQueue(self._poke)
@@ -131,26 +157,92 @@ class FastDUL(DULServiceProvider):
         self.to_user_queue = _WakeQueue(wake_assoc.set)
 
     def _poke(self) -> None:
+        """Wake the reactor up (from another thread; one pending wake-up is enough)."""
+        if self._poked or threading.current_thread() is self:
+            return
+        self._poked = True
         try:
             self._wake_w.send(b"\0")
-        except OSError:  # the buffer is full (a wake-up is pending anyway) or the DUL has ended
+        except OSError:  # the DUL has ended
             pass
 
-    def _wait(self) -> None:
+    def _wait(self, timeout: float) -> bool:
+        """Wait for the socket or a wake-up; True if the socket has data (or was closed)."""
         fds: list[Any] = [self._wake_r]
         assoc_sock = self.socket
-        if assoc_sock is not None and assoc_sock._is_connected and assoc_sock.socket is not None:
-            fds.append(assoc_sock.socket)
+        sock = assoc_sock.socket if assoc_sock is not None and assoc_sock._is_connected else None
+        if sock is not None:
+            fds.append(sock)
         try:
-            ready, _, _ = select.select(fds, [], [], TICK)
+            ready, _, _ = select.select(fds, [], [], timeout)
         except (OSError, ValueError):  # the socket was closed by another thread
-            return
+            return False
         if self._wake_r in ready:
             try:
                 while self._wake_r.recv(4096):
                     pass
             except OSError:
                 pass
+            self._poked = False  # after draining: a poke racing with us is seen by the queue checks
+        return sock is not None and sock in ready
+
+    def _transport_event(self, readable: bool) -> bool:
+        """pynetdicom's _is_transport_event, with the readiness already known from `_wait`."""
+        assoc_sock = self.socket
+        if self.state_machine.current_state == "Sta13":
+            if assoc_sock is not None and readable:
+                self._read_pdu_data()
+                return True
+            cast(AssociationSocket, assoc_sock).close()
+            return True
+        if assoc_sock is not None and readable:
+            self._read_pdu_data()
+            return True
+        return False
+
+    def _read_pdu_data(self) -> None:
+        """pynetdicom's reader, with P-DATA-TF parsed in place (the hot path of C-STORE)."""
+        sock = cast(AssociationSocket, self.socket)
+        try:
+            header = sock.recv(6)
+            if len(header) < 6:
+                raise ConnectionError("connection closed")
+            pdu_type, _, length = _PDU_HEADER.unpack(header)
+            if pdu_type not in (0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07):
+                self.event_queue.put("Evt19")
+                return
+            body = sock.recv(length)
+            if len(body) != length:
+                raise ConnectionError("connection closed inside a PDU")
+        except (OSError, TimeoutError):
+            self.event_queue.put("Evt17")
+            return
+        if pdu_type != 0x04:
+            try:
+                pdu, event = self._decode_pdu(bytearray(header) + body)
+            except Exception:
+                log.exception("Unable to decode the received PDU data")
+                self.event_queue.put("Evt19")
+                return
+            self.event_queue.put(event)
+            self._recv_pdu.put(pdu)
+            return
+        view = memoryview(body)
+        items: list[tuple[int, memoryview]] = []
+        offset = 0
+        while offset < length:
+            if offset + 6 > length:
+                self.event_queue.put("Evt19")
+                return
+            item_length = _UL_BE.unpack_from(body, offset)[0]
+            end = offset + 4 + item_length
+            if item_length < 2 or end > length:
+                self.event_queue.put("Evt19")
+                return
+            items.append((body[offset + 4], view[offset + 5:end]))
+            offset = end
+        self.event_queue.put("Evt10")
+        self._recv_pdu.put(_PData(items))  # type: ignore[arg-type]
 
     def kill_dul(self) -> None:
         self._kill_thread = True
@@ -166,15 +258,15 @@ class FastDUL(DULServiceProvider):
         return True
 
     def run_reactor(self) -> None:
-        """pynetdicom's loop, with `_wait()` where it slept `_run_loop_delay`."""
+        """pynetdicom's loop, with one select() per turn: blocking when there was nothing to do
+        (where pynetdicom slept `_run_loop_delay`), else just a look."""
         self._idle_timer.start()
         idle = False
         try:
             while True:
                 if not self.assoc._dul_ready.is_set():
                     self.assoc._dul_ready.set()
-                if idle:
-                    self._wait()
+                readable = self._wait(TICK if idle else 0)
                 if self._kill_thread:
                     break
                 if self.artim_timer.expired:
@@ -182,7 +274,7 @@ class FastDUL(DULServiceProvider):
                 try:
                     if self._process_recv_primitive():
                         pass
-                    elif self._is_transport_event():
+                    elif self._transport_event(readable):
                         self._idle_timer.restart()
                 except Exception:
                     log.exception("DICOM upper layer failure, aborting the association")
@@ -305,6 +397,70 @@ class FastServer(ThreadedAssociationServer):
         set_nodelay(client)
         client.settimeout(self.ae.network_timeout)
         return client, address
+
+
+# -- DIMSE messages without pydicom: command sets are small and fixed, encoding them is the hot path --
+
+_US, _UL = struct.Struct("<H"), struct.Struct("<L")
+
+
+def _ui(value: str) -> bytes:
+    data = value.encode("ascii")
+    return data + b"\x00" if len(data) % 2 else data
+
+
+def _ae(value: str) -> bytes:
+    data = value.encode("ascii")
+    return data + b" " if len(data) % 2 else data
+
+
+def encode_command(elements: list[tuple[int, bytes]]) -> bytes:
+    """A command set (implicit VR little endian, group length first) from (element, value bytes)."""
+    body = b"".join(struct.pack("<HHL", 0x0000, element, len(value)) + value for element, value in elements)
+    return struct.pack("<HHL", 0x0000, 0x0000, 4) + _UL.pack(len(body)) + body
+
+
+def store_request(msg_id: int, sop_class: str, sop_instance: str, originator_aet: str = "",
+                  originator_id: int = 0) -> bytes:
+    elements = [(0x0002, _ui(sop_class)), (0x0100, _US.pack(0x0001)), (0x0110, _US.pack(msg_id)),
+                (0x0700, _US.pack(0x0002)), (0x0800, _US.pack(0x0001)), (0x1000, _ui(sop_instance))]
+    if originator_aet:
+        elements += [(0x1030, _ae(originator_aet)), (0x1031, _US.pack(originator_id))]
+    return encode_command(elements)
+
+
+def store_response(msg_id: int, sop_class: str, sop_instance: str, status: int) -> bytes:
+    return encode_command([(0x0002, _ui(sop_class)), (0x0100, _US.pack(0x8001)), (0x0120, _US.pack(msg_id)),
+                           (0x0800, _US.pack(0x0101)), (0x0900, _US.pack(status)), (0x1000, _ui(sop_instance))])
+
+
+def find_response(msg_id: int, sop_class: str, status: int, has_identifier: bool) -> bytes:
+    return encode_command([(0x0002, _ui(sop_class)), (0x0100, _US.pack(0x8020)), (0x0120, _US.pack(msg_id)),
+                           (0x0800, _US.pack(0x0001 if has_identifier else 0x0101)), (0x0900, _US.pack(status))])
+
+
+def send_dimse(assoc: Association, context_id: int, command: bytes, dataset: bytes | memoryview | None = None) -> None:
+    """Send an encoded command (and data set) as P-DATA, fragmented to the peer's maximum PDU."""
+    peer_max = assoc.dimse.maximum_pdu_size
+    size = max(peer_max - 6, 1) if peer_max else 1 << 31
+    dul = assoc.dul
+    if dataset is not None and len(command) + len(dataset) + 12 <= size:
+        # a small message travels as one P-DATA-TF with two PDVs (PS3.8 9.3.5): half the PDUs
+        pdata = P_DATA()
+        pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
+        pdata.presentation_data_value_list.append((context_id, b"\x02" + bytes(dataset)))
+        dul.send_pdu(pdata)
+        return
+    for data, more, last in ((command, b"\x01", b"\x03"), (dataset, b"\x00", b"\x02")):
+        if data is None:
+            continue
+        view = memoryview(data)
+        for start in range(0, max(len(view), 1), size):
+            chunk = view[start:start + size]
+            pdata = P_DATA()
+            pdata.presentation_data_value_list.append(
+                (context_id, (last if start + size >= len(view) else more) + bytes(chunk)))
+            dul.send_pdu(pdata)
 
 
 def associate(ae: ApplicationEntity, host: str, port: int, called_aet: str,

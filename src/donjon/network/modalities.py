@@ -82,14 +82,14 @@ def _manufacturer(value: Any) -> str:
     if not isinstance(value, str):
         raise _bad()
     if value not in MANUFACTURERS:
-        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE, f"Unknown modality manufacturer: {value}")
+        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE, f'Unknown modality manufacturer: "{value}"')
     return value
 
 
 def _string(spec: dict[str, Any], key: str) -> str:
     value = spec.get(key)
     if not isinstance(value, str):
-        raise _bad(f'The field "{key}" must be a string')
+        raise _bad(f"String value expected in field: {key}")
     return value
 
 
@@ -119,14 +119,14 @@ def parse_modality(spec: Any) -> RemoteModality:
     if "Timeout" in spec:
         timeout = spec["Timeout"]
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-            raise _bad('The field "Timeout" must be an unsigned integer')
+            raise _bad("Unsigned integer value expected in field: Timeout")
     return RemoteModality(aet, host, port, manufacturer, flags, local_aet, timeout)
 
 
 def _boolean(spec: dict[str, Any], key: str) -> bool:
     value = spec[key]
     if not isinstance(value, bool):
-        raise _bad(f'The field "{key}" must be a Boolean')
+        raise _bad(f"Boolean value expected in field: {key}")
     return value
 
 

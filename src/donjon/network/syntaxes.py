@@ -2,9 +2,9 @@
 
 `AcceptedTransferSyntaxes` (patterns with `*`/`?`) selects among the transfer syntaxes Orthanc knows;
 then each `...TransferSyntaxAccepted` switch that is set adds (true) or removes (false) its group.
-Storage SOP classes are pynetdicom's list of storage and non-patient object classes (DCMTK's list,
-used by Orthanc, differs slightly); `UnknownSopClassAccepted` also lets in any SOP class that is
-not a known non-storage class.
+Storage SOP classes are pynetdicom's storage and non-patient object classes plus the retired and
+trial ones of the DICOM dictionary (DCMTK's list, used by Orthanc, has them too);
+`UnknownSopClassAccepted` also lets in any SOP class that is not a known non-storage class.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Rle": ("1.2.840.10008.1.2.5",),
     "H265": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
 }
-# Every transfer syntax Orthanc knows, in its order of preference when several are proposed
-ALL_SYNTAXES: tuple[str, ...] = (LEE, BEE, LEI, DEFLATED, *GROUPS["Jpeg"], *GROUPS["JpegLossless"],
+# Every transfer syntax Orthanc knows, in its order of preference for storage when several are
+# proposed (LE explicit first, then Orthanc's enumeration order: checked with storescu on 1.10.1)
+ALL_SYNTAXES: tuple[str, ...] = (LEE, LEI, DEFLATED, BEE, *GROUPS["Jpeg"], *GROUPS["JpegLossless"],
                                  *GROUPS["Jpeg2000"], *GROUPS["Jpip"], *GROUPS["Mpeg2"], *GROUPS["Mpeg4"],
                                  *GROUPS["H265"], *GROUPS["Rle"])
 
@@ -43,8 +44,18 @@ MOVE_CLASSES = ("1.2.840.10008.5.1.4.1.2.1.2", "1.2.840.10008.5.1.4.1.2.2.2")
 GET_CLASSES = ("1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3")
 SERVICE_CLASSES = frozenset((VERIFICATION, *FIND_CLASSES, *MOVE_CLASSES, *GET_CLASSES))
 
+def _retired_storage_classes() -> set[str]:
+    """Storage SOP classes pynetdicom leaves out (retired, trial) but DCMTK, hence Orthanc, accepts."""
+    from pydicom._uid_dict import UID_dictionary
+
+    return {uid for uid, (name, kind, *_) in UID_dictionary.items()
+            if kind == "SOP Class" and "Storage" in name and "Commitment" not in name
+            and "Management" not in name and "Directory" not in name}
+
+
 STORAGE_CLASSES: frozenset[str] = frozenset(
-    str(uid) for uid in (*_sop._STORAGE_CLASSES.values(), *_sop._NON_PATIENT_OBJECT_CLASSES.values()))
+    {str(uid) for uid in (*_sop._STORAGE_CLASSES.values(), *_sop._NON_PATIENT_OBJECT_CLASSES.values())}
+    | _retired_storage_classes())
 _KNOWN_CLASSES: frozenset[str] = frozenset(
     str(v) for name in dir(_sop) if name.startswith("_") and name.endswith("_CLASSES")
     for v in getattr(_sop, name).values())
@@ -55,9 +66,7 @@ def is_storage_class(uid: str, unknown_accepted: bool) -> bool:
     """Whether a SOP class is accepted for C-STORE (promiscuous mode: anything not known otherwise)."""
     if uid in STORAGE_CLASSES:
         return True
-    if not unknown_accepted or not _UID.fullmatch(uid):
-        return False
-    return uid not in _KNOWN_CLASSES or uid.startswith("1.2.840.10008.5.1.4.1.1.")
+    return unknown_accepted and _UID.fullmatch(uid) is not None and uid not in _KNOWN_CLASSES
 
 
 def accepted_syntaxes(config: Any) -> list[str]:
