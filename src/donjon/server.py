@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from .api.app import DonjonApp
 from .api.http11 import HttpServer
+from .api.tls import server_context
 from .config import Configuration
 from .core.context import ServerContext
 from .errors import ErrorCode, OrthancError, describe
@@ -40,7 +41,8 @@ async def _serve(config: Configuration, no_jobs: bool,
         if config["HttpServerEnabled"]:
             http = HttpServer(app, "0.0.0.0", config["HttpPort"], keep_alive=config["KeepAlive"],
                               keep_alive_timeout=max(float(config["KeepAliveTimeout"]), 1.0),
-                              request_timeout=float(config["HttpRequestTimeout"] or 30))
+                              request_timeout=float(config["HttpRequestTimeout"] or 30),
+                              ssl_context=server_context(config))
             try:
                 await http.start()
             except OSError as e:

@@ -12,6 +12,7 @@ import pydicom
 import pytest
 
 from tests.support.servers import Server, start_donjon
+from tests.support.stored import stored_files, stored_sizes
 
 
 def make_instance(samples: Path, patient: str, index: int, size: int = 0) -> bytes:
@@ -66,6 +67,9 @@ def test_protected_patients_are_never_recycled(counted: Server, samples) -> None
     assert patient_ids(counted) == {"P1", "P3"}
     ids = {p["MainDicomTags"]["PatientID"]: p["ID"] for p in counted.get("/patients?expand").json()}
     counted.put(f"/patients/{ids['P3']}/protected", content="true")
+    shown = {p["MainDicomTags"]["PatientID"]: p["IsProtected"] for p in counted.get("/patients?expand").json()}
+    assert shown == {"P1": True, "P3": True}  # as Orthanc 1.12.5+
+    assert counted.get(f"/patients/{ids['P3']}").json()["IsProtected"] is True
     r = store(counted, make_instance(samples, "P4", 1))
     assert r.status_code == 507
     assert r.json()["OrthancStatus"] == 19
@@ -74,8 +78,9 @@ def test_protected_patients_are_never_recycled(counted: Server, samples) -> None
     counted.put(f"/patients/{ids['P1']}/protected", content="0")
     assert store(counted, make_instance(samples, "P4", 1)).status_code == 200
     assert patient_ids(counted) == {"P3", "P4"}
-    files = [p for p in (counted.workdir / "storage").rglob("*") if p.is_file() and len(p.name) == 36]
-    assert len(files) == 2
+    shown = {p["MainDicomTags"]["PatientID"]: p["IsProtected"] for p in counted.get("/patients?expand").json()}
+    assert shown == {"P3": True, "P4": False}
+    assert len(stored_files(counted)) == 2
 
 
 def test_protection_errors(donjon: Server, samples) -> None:
@@ -101,8 +106,7 @@ def test_size_limit(samples) -> None:
         assert patient_ids(server) == {"S2", "S3"}
         stats = server.get("/statistics").json()
         assert int(stats["TotalDiskSize"]) <= 1024 * 1024
-        files = [p for p in (server.workdir / "storage").rglob("*") if p.is_file() and len(p.name) == 36]
-        assert sum(p.stat().st_size for p in files) == int(stats["TotalDiskSize"])
+        assert sum(stored_sizes(server).values()) == int(stats["TotalDiskSize"])
     finally:
         server.stop()
 
@@ -143,7 +147,6 @@ def test_concurrent_uploads_at_the_limit(samples) -> None:
         assert errors == []
         stats = server.get("/statistics").json()
         assert stats["CountPatients"] == 3 and stats["CountInstances"] == 3
-        files = [p for p in (server.workdir / "storage").rglob("*") if p.is_file() and len(p.name) == 36]
-        assert len(files) == 3
+        assert len(stored_files(server)) == 3
     finally:
         server.stop()

@@ -26,7 +26,7 @@ _TOOLS = ["accepted-transfer-syntaxes", "bulk-anonymize", "bulk-content", "bulk-
           "create-archive", "create-dicom", "create-media", "create-media-extended", "default-encoding",
           "dicom-conformance", "dicom-echo", "execute-script", "find", "generate-uid", "invalidate-tags",
           "labels", "log-level", "lookup", "metrics", "metrics-prometheus", "now", "now-local",
-          "reconstruct", "reset", "shutdown", "unknown-sop-class-accepted"]
+          "reconstruct", "registry", "reset", "shutdown", "unknown-sop-class-accepted"]
 
 
 def register(router: Router) -> None:

@@ -83,6 +83,8 @@ def describe(ctx: ServerContext, tx: SQLiteReader, rows: Sequence[ResourceRow],
             item["IsStable"] = stable.is_stable(level, r.id)
             if Metadata.LAST_UPDATE in md:
                 item["LastUpdate"] = md[Metadata.LAST_UPDATE]
+        if level == Level.PATIENT:  # as Orthanc 1.12.5+
+            item["IsProtected"] = tx.is_protected(r.id)
         if level == Level.STUDY:
             item["PatientMainDicomTags"] = format_main_tags(r.patient_tags, fmt)
         if level == Level.SERIES:

@@ -55,7 +55,7 @@ DEFAULTS: dict[Level, tuple[int, ...]] = {
 INHERITED = {lvl: tuple(t for t in DEFAULTS[lvl] if t not in _COMPUTED[lvl]) for lvl in (Level.STUDY, Level.SERIES)}
 _TAG_LEVEL = {tag: lvl for lvl in (Level.INSTANCE, Level.SERIES, Level.STUDY, Level.PATIENT) for tag, _ in MAIN_TAGS[lvl]}
 _NOT_KEYS = frozenset({"limit", "offset", "fuzzymatching", "includefield", "emptyvaluematching",
-                       "multiplevaluematching", "charset"})
+                       "multiplevaluematching", "charset", "accept"})
 _HEX_KEY = re.compile(r"^[0-9A-Fa-f]{8}$")
 
 
@@ -139,8 +139,8 @@ def parse_search(level: Level, pairs: list[tuple[str, str]], case_sensitive: boo
                     s.include_all = True
                 elif item.strip():
                     s.returned.append(attribute_tag(item))
-        elif lower in _NOT_KEYS:
-            continue
+        elif lower in _NOT_KEYS or lower.startswith("_"):
+            continue  # `_=<timestamp>` is how browsers' clients defeat caches
         else:
             tag = attribute_tag(key)
             values.append((tag, value))
