@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Feature benchmarks that the shared harness has no phase for, Donjon vs Orthanc 1.10.1 side by side.
+
+  features.py metadata DATA [--rounds N]      10,000 metadata writes then reads (1 and 4 clients)
+  features.py ingest-modes DATA [--rounds N]  REST ingest (4 clients): plain, StorageCompression,
+                                              and full storage (MaximumPatientCount 5: each new patient
+                                              recycles the oldest)
+
+DATA is a folder made by the shared harness (`bench.py gen`). Each round starts a fresh Donjon and a
+fresh Orthanc, one after the other, on the same data; figures are medians over the rounds, printed as
+Markdown table rows. Run with the project's venv python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+USER_KEY = 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(kind: str, extra: dict[str, object]) -> Iterator[int]:
+    """A fresh server of `kind` ("donjon" or "orthanc") on free ports; yields its HTTP port."""
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+    port = _free_port()
+    config = {"HttpPort": port, "DicomPort": _free_port(), "StorageDirectory": str(work / "storage"),
+              "IndexDirectory": str(work / "storage"), "UserMetadata": {"Sample": USER_KEY}, **extra}
+    if kind == "orthanc":
+        config.update({"Plugins": [], "HttpCompressionEnabled": False})
+    (work / "config.json").write_text(json.dumps(config))
+    command = [sys.executable, "-m", "donjon"] if kind == "donjon" else [shutil.which("Orthanc") or "Orthanc"]
+    log = open(work / "server.log", "wb")  # noqa: SIM115 - the child process keeps it
+    proc = subprocess.Popen([*command, str(work / "config.json")], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "TCP_NODELAY": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/system")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{kind} did not start: {(work / 'server.log').read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_clients(port: int, jobs: list[tuple[str, str, bytes]], clients: int) -> float:
+    """Send every (method, path, body) over `clients` keep-alive connections; requests per second."""
+    lock = threading.Lock()
+    pending = list(reversed(jobs))
+    errors: list[str] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with lock:
+                if not pending:
+                    return
+                method, path, body = pending.pop()
+            conn.request(method, path, body=body)
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                errors.append(f"{method} {path}: {r.status}")
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    return len(jobs) / elapsed
+
+
+def data_files(data: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((data / "files").rglob("*")) if p.is_file()]
+
+
+def bench_metadata(files: list[bytes], kind: str) -> dict[str, float]:
+    with server(kind, {}) as port:
+        run_clients(port, [("POST", "/instances", f) for f in files[:100]], 2)
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        conn.request("GET", "/instances")
+        ids = json.loads(conn.getresponse().read())
+        out = {}
+        for clients in (1, 4):
+            writes = [("PUT", f"/instances/{ids[i % len(ids)]}/metadata/Sample", f"value {i}".encode())
+                      for i in range(10_000)]
+            out[f"metadata PUT, {clients} client(s)"] = run_clients(port, writes, clients)
+            reads = [("GET", f"/instances/{ids[i % len(ids)]}/metadata/Sample", b"") for i in range(10_000)]
+            out[f"metadata GET, {clients} client(s)"] = run_clients(port, reads, clients)
+        return out
+
+
+def bench_ingest_modes(files: list[bytes], kind: str) -> dict[str, float]:
+    out = {}
+    modes: dict[str, dict[str, object]] = {
+        "ingest, 4 clients": {},
+        "ingest with StorageCompression, 4 clients": {"StorageCompression": True},
+        "ingest into a full storage (recycling), 4 clients": {"MaximumPatientCount": 5},
+    }
+    for name, extra in modes.items():
+        with server(kind, extra) as port:
+            out[name] = run_clients(port, [("POST", "/instances", f) for f in files], 4)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=("metadata", "ingest-modes"))
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    files = data_files(args.data)
+    bench: Callable[[list[bytes], str], dict[str, float]] = \
+        bench_metadata if args.what == "metadata" else bench_ingest_modes
+    results: dict[str, dict[str, list[float]]] = {"donjon": {}, "orthanc": {}}
+    for r in range(args.rounds):
+        order = ("donjon", "orthanc") if r % 2 == 0 else ("orthanc", "donjon")
+        for kind in order:
+            for name, value in bench(files, kind).items():
+                results[kind].setdefault(name, []).append(value)
+    print("| Measure (requests/s) | Donjon | Orthanc 1.10.1 | Ratio |")
+    print("|---|---|---|---|")
+    for name in results["donjon"]:
+        d, o = statistics.median(results["donjon"][name]), statistics.median(results["orthanc"][name])
+        print(f"| {name} | {d:.0f} | {o:.0f} | {d / o:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
