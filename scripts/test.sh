@@ -1,13 +1,25 @@
 #!/bin/sh
-# Install what the tests need (Orthanc 1.10.1 and DCMTK from Debian, Python packages) and run the suite.
+# Install what the tests need (Orthanc 1.10.1, DCMTK and PostgreSQL from Debian, Python packages) and run the suite.
 set -e
 cd "$(dirname "$0")/.."
-if ! command -v Orthanc >/dev/null 2>&1 || ! command -v storescu >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then
+if ! command -v Orthanc >/dev/null 2>&1 || ! command -v storescu >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -q || true
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends orthanc orthanc-dicomweb dcmtk chromium
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends orthanc orthanc-dicomweb dcmtk chromium postgresql
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check src tests
-exec .venv/bin/python -m pytest -q "$@"
+if [ $# -gt 0 ]; then exec .venv/bin/python -m pytest -q "$@"; fi
+.venv/bin/python -m pytest -q
+# The storage-heavy API tests again on S3 object storage (a local moto server, a bucket per server;
+# docs/storage.md). About 1 minute.
+DONJON_TEST_STORAGE=s3 .venv/bin/python -m pytest -q tests/api/test_store.py tests/api/test_attachments.py \
+    tests/api/test_recycling.py tests/api/test_delete_and_changes.py
+# The index-heavy API tests again with the PostgreSQL index (a throw-away cluster, a database per
+# server; docs/postgresql.md). About 2.5 minutes (144 tests).
+export DONJON_TEST_INDEX=postgresql
+exec .venv/bin/python -m pytest -q tests/api/test_store.py \
+    tests/api/test_delete_and_changes.py tests/api/test_metadata.py tests/api/test_labels.py \
+    tests/api/test_attachments.py tests/api/test_recycling.py tests/api/test_jobs.py \
+    tests/api/test_modification.py tests/api/test_archives.py tests/api/test_dicom_scp.py

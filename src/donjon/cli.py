@@ -40,8 +40,16 @@ Options are read from left to right:
   --no-jobs           do not restart the jobs saved in the index
   --upgrade           upgrade the index and exit (Donjon upgrades its index by itself)
 
+Commands:
+  donjon migrate-index CONFIGURATION...  copy the SQLite index into the PostgreSQL index of the
+                      configuration (resumable; see `donjon migrate-index --help`)
+  donjon storage compress|uncompress CONFIGURATION...  rewrite every attachment (un)compressed
+  donjon storage migrate CONFIGURATION... --to-s3|--to-folder  copy the files between the folder
+                      and the AwsS3Storage bucket (see `donjon storage --help`; server stopped)
+
 Exit status: 0 on success, 255 on error.
 """
+STORAGE_COMMANDS = ("compress", "uncompress", "migrate", "-h", "--help")
 
 VERSION = f"""Donjon {__version__}
 A lightweight RESTful DICOM server speaking Orthanc's REST API.
@@ -194,6 +202,15 @@ def _setup_logging(opts: _Options) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "migrate-index":  # a command, not a server: copy a SQLite index to PostgreSQL
+        from .index.migrate import main as migrate_index
+
+        logging.basicConfig(level=logging.WARNING, format=_FORMAT, datefmt="%m%d %H:%M:%S")
+        return migrate_index(args[1:])
+    if len(args) > 1 and args[0] == "storage" and args[1] in STORAGE_COMMANDS:  # storage maintenance
+        from .storage.commands import main as storage_main
+
+        return storage_main(args[1:])
     parsed = _parse(args)
     if isinstance(parsed, int):
         return parsed

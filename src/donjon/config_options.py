@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .dicomweb.settings import validate as _dicomweb_section
+from .index.postgres_settings import check_section as _postgresql_section
+from .plugins.settings import validate as _python_section
 from .registry import ConfigurationError, build_content_type_names, build_metadata_names
+from .storage.s3_settings import validate as _s3_section
 
 log = logging.getLogger(__name__)
 
@@ -567,6 +570,30 @@ _OPTIONS: tuple[Option, ...] = (
         Option("Warnings", {"W001_TagsBeingReadFromStorage": True, "W002_InconsistentDicomTagsInDb": True},
                "dict", "Switches of some warnings in the logs.", validator=_bool_map),
     )),
+    *_group("Limits against hostile input (Donjon extension)", (
+        Option("MaximumRequestBodySize", 4096, "uint",
+               "Largest HTTP request body in MB; a larger one is refused with 413.", minimum=1),
+        Option("MaximumJsonDepth", 256, "uint",
+               "Deepest nesting of a JSON request body; a deeper one is refused with 400.",
+               minimum=8, maximum=1000),
+        Option("MaximumDecompressedSize", 512, "uint",
+               "Largest size in MB of a gzip-encoded body or of one ZIP entry once decompressed (413 beyond).",
+               minimum=1),
+        Option("MaximumZipUncompressedSize", 4096, "uint",
+               "Largest total size in MB of the files of one uploaded ZIP archive (413 beyond).", minimum=1),
+        Option("MaximumDicomSequenceDepth", 64, "uint",
+               "Deepest nesting of sequences in a DICOM file; a deeper file is refused.", minimum=4, maximum=256),
+        Option("MaximumDicomElements", 1000000, "uint",
+               "Most data elements (nested ones included) in a DICOM file; a file with more is refused.",
+               minimum=1000),
+        Option("MaximumDecodedFrameSize", 256, "uint",
+               "Largest decoded frame in MB that the rendering routes decode (413 beyond).", minimum=1),
+        Option("DicomMaximumAssociations", 64, "uint",
+               "Simultaneous incoming DICOM associations; more are rejected (A-ASSOCIATE-RJ, transient).",
+               minimum=1),
+        Option("CrossOriginCheck", True, "bool",
+               "Refuse state-changing HTTP requests whose Origin or Referer is not this server."),
+    )),
     *_group("Legacy options", (
         Option("LimitJobs", 10, "uint", "Ignored since Orthanc 1.4.", in_sample=False),
     )),
@@ -580,7 +607,7 @@ _PLUGIN_SECTIONS: tuple[Option, ...] = _group("Plugins", tuple(
         ("MySQL", "dict", "MySQL index and storage plugin"),
         ("Odbc", "dict", "ODBC index and storage plugin"),
         ("DicomWeb", "dict", "DICOMweb plugin"),
-        ("Python", "any", "Python plugin"),
+        ("Python", "dict", "Python plugin (Path, Verbose; Donjon's CallbackTimeout)"),
         ("PythonScript", "str", "Python plugin (path of the script)"),
         ("PythonVerbose", "bool", "Python plugin (verbose logs)"),
         ("Worklists", "dict", "worklists plugin"),
@@ -605,6 +632,9 @@ _PLUGIN_SECTIONS: tuple[Option, ...] = _group("Plugins", tuple(
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (*_OPTIONS, *_PLUGIN_SECTIONS)}
 OPTIONS["DicomWeb"] = dataclasses.replace(OPTIONS["DicomWeb"], validator=_dicomweb_section)  # dicomweb/settings.py
+OPTIONS["Python"] = dataclasses.replace(OPTIONS["Python"], validator=_python_section)  # plugins/settings.py
+OPTIONS["PostgreSQL"] = dataclasses.replace(OPTIONS["PostgreSQL"], validator=_postgresql_section)  # index/
+OPTIONS["AwsS3Storage"] = dataclasses.replace(OPTIONS["AwsS3Storage"], validator=_s3_section)  # storage/s3_settings.py
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in _OPTIONS))
 
 

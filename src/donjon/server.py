@@ -9,12 +9,14 @@ from collections.abc import Callable
 
 from .api.app import DonjonApp
 from .api.http11 import HttpServer
+from .api.security import check_remote_access
 from .api.tls import server_context
 from .config import Configuration
 from .core.context import ServerContext
 from .errors import ErrorCode, OrthancError, describe
 from .network import jobs as _dicom_jobs  # noqa: F401 - registers the loaders of saved DICOM jobs
 from .network.dicom_server import DicomServer
+from .plugins import load_python_plugin
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 def run_server(config: Configuration, no_jobs: bool = False,
                reload_config: Callable[[], Configuration] | None = None) -> int:
     """Serve until SIGINT/SIGTERM or `POST /tools/shutdown`; `POST /tools/reset` rebuilds the context."""
+    check_remote_access(config)  # secure by default: no network access without users
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
@@ -32,8 +35,11 @@ def run_server(config: Configuration, no_jobs: bool = False,
 async def _serve(config: Configuration, no_jobs: bool,
                  reload_config: Callable[[], Configuration] | None) -> int:
     loop = asyncio.get_running_loop()
-    ctx = ServerContext(config, no_jobs=no_jobs)
+    plugins = load_python_plugin(config)  # imported before the context: it may bring its storage area
+    ctx = ServerContext(config, no_jobs=no_jobs, storage=plugins.storage if plugins else None)
     app = DonjonApp(ctx)
+    if plugins is not None:
+        plugins.attach(ctx, app)
     stop = asyncio.Event()
     http: HttpServer | None = None
     dicom: DicomServer | None = None
@@ -59,7 +65,9 @@ async def _serve(config: Configuration, no_jobs: bool,
                 dicom.stop()
                 dicom = None
             app.ctx.close()
-            new_ctx = ServerContext(new_config, no_jobs=no_jobs)
+            new_ctx = ServerContext(new_config, no_jobs=no_jobs, storage=plugins.storage if plugins else None)
+            if plugins is not None:
+                plugins.attach(new_ctx, app)
             dicom = _start_dicom(new_ctx)
             return new_ctx
 
@@ -68,10 +76,16 @@ async def _serve(config: Configuration, no_jobs: bool,
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.warning("Donjon has started: HTTP on port %d", config["HttpPort"])
+        if plugins is not None:
+            plugins.started()
         await stop.wait()
         log.warning("Donjon is stopping")
+        if plugins is not None:
+            await loop.run_in_executor(None, plugins.stopping)
         return 0
     finally:
+        if plugins is not None:
+            plugins.close()
         if dicom is not None:
             dicom.stop()
         if http is not None:

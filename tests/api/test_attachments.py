@@ -6,11 +6,11 @@ import hashlib
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.servers import Server, start_donjon
+from tests.support.stored import is_stored, read_stored, stored_file_removed, stored_files, write_stored
 
 KNEE1 = "Knee/T1/IM-0001-0001.dcm"
 DUMMY = "DummyCT.dcm"
@@ -31,14 +31,6 @@ OPERATIONS = ["compress", "compressed-data", "compressed-md5", "compressed-size"
 
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
-
-
-def stored_files(server: Server) -> set[str]:
-    return {p.name for p in (server.workdir / "storage").rglob("*") if p.is_file() and len(p.name) == 36}
-
-
-def file_path(server: Server, uuid: str) -> Path:
-    return server.workdir / "storage" / uuid[:2] / uuid[2:4] / uuid
 
 
 def updated(server: Server) -> list[tuple[str, str]]:
@@ -157,10 +149,10 @@ def test_core_attachments_are_read_only(fresh: Server) -> None:
     before = stored_files(fresh)
     for name in ("dicom", "1", "dicom-as-json", "dicom-until-pixel-data", "1023", "70000", "-1"):
         r = fresh.put(f"{base}/{name}", content=b"x")
-        assert (r.status_code, r.content) == (403, b""), name
+        assert (r.status_code, r.json()["HttpStatus"]) == (403, 403), name
     for name in ("dicom", "dicom-until-pixel-data", "70000"):
         r = fresh.delete(f"{base}/{name}")
-        assert (r.status_code, r.content) == (403, b""), name
+        assert (r.status_code, r.json()["HttpStatus"]) == (403, 403), name
     # the legacy DICOM-as-JSON cache may be deleted (here it is absent)
     r = fresh.delete(f"{base}/dicom-as-json")
     assert r.status_code == 404 and r.json()["OrthancStatus"] == 17
@@ -176,7 +168,7 @@ def test_bad_targets_write_nothing(fresh: Server) -> None:
     assert r.status_code == 404 and r.json()["OrthancStatus"] == 7
     for name in ("..%2F..%2Fescape", "%2E%2E", "..%252F..%252Fescape", "a%5Cb"):
         r = fresh.put(f"/instances/{INSTANCE}/attachments/{name}", content=b"x")
-        assert r.status_code == 404, name
+        assert r.status_code in (400, 404), name  # an encoded (back)slash: 400 from the router
     assert stored_files(fresh) == before
     assert not list(fresh.workdir.glob("escape*"))
     assert updated(fresh) == []
@@ -187,11 +179,11 @@ def test_md5_routes(fresh: Server) -> None:
     fresh.put(base, content=b"raw")
     assert fresh.post(f"{base}/verify-md5").json() == {}
     info = fresh.get(f"{base}/info").json()
-    file_path(fresh, info["Uuid"]).write_bytes(b"rat")
+    write_stored(fresh, info["Uuid"], b"rat")
     r = fresh.post(f"{base}/verify-md5")
-    assert (r.status_code, r.content) == (400, b"")
+    assert (r.status_code, r.json()["HttpStatus"]) == (400, 400)
     r = fresh.post(f"/patients/{IDS['patients']}/attachments/samplePdf/verify-md5")
-    assert (r.status_code, r.content) == (400, b"")
+    assert (r.status_code, r.json()["HttpStatus"]) == (400, 400)
     r = fresh.post("/patients/nope/attachments/samplePdf/verify-md5")
     assert r.status_code == 404 and r.json()["OrthancStatus"] == 17
 
@@ -206,11 +198,11 @@ def test_compress_and_uncompress(fresh: Server) -> None:
     first = fresh.get(f"{base}/info").json()
     assert fresh.post(f"{base}/compress").content == b"{}"
     info = fresh.get(f"{base}/info").json()
-    disk = file_path(fresh, info["Uuid"]).read_bytes()
+    disk = read_stored(fresh, info["Uuid"])
     assert disk == struct.pack("<Q", len(payload)) + zlib.compress(payload, 6)
     assert info["CompressedSize"] == len(disk) and info["CompressedMD5"] == md5(disk)
     assert info["UncompressedMD5"] == first["UncompressedMD5"] and info["Uuid"] != first["Uuid"]
-    assert not file_path(fresh, first["Uuid"]).exists()
+    assert not is_stored(fresh, first["Uuid"])
     assert fresh.get(f"{base}/is-compressed").text == "1"
     assert fresh.get(f"{base}/compressed-data").content == disk
     assert fresh.get(f"{base}/data").content == payload
@@ -363,7 +355,7 @@ def test_without_md5(no_md5: Server) -> None:
                                                                                 "verify-md5")]
     for route in ("md5", "compressed-md5"):
         r = no_md5.get(f"{base}/{route}")
-        assert (r.status_code, r.content) == (404, b"")
+        assert (r.status_code, r.json()["HttpStatus"]) == (404, 404)
     assert no_md5.post(f"{base}/verify-md5").status_code == 400
     assert no_md5.get(f"{base}/info").headers["etag"] == '"0-"'
 
@@ -381,16 +373,11 @@ def test_attachments_go_with_the_resource(fresh: Server) -> None:
 def test_info_does_not_need_the_dicom_file(fresh: Server) -> None:
     fresh.post("/tools/reset")  # empties the storage cache (MaximumStorageCacheSize), as Orthanc's restart does
     uuid = fresh.get(f"/instances/{INSTANCE}").json()["FileUuid"]
-    path = file_path(fresh, uuid)
-    data = path.read_bytes()
-    path.unlink()
-    try:
+    with stored_file_removed(fresh, uuid) as data:
         assert fresh.get(f"/instances/{INSTANCE}/attachments/dicom/info").status_code == 200
         assert fresh.get(f"/instances/{INSTANCE}/attachments/dicom/size").text == str(len(data))
         r = fresh.get(f"/instances/{INSTANCE}/attachments/dicom/data")
         assert r.status_code == 404 and r.json()["OrthancStatus"] == 13
-    finally:
-        path.write_bytes(data)
 
 
 def test_put_runs_the_recycling_check(samples) -> None:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.support.servers import Server
+from tests.support.stored import stored_files
 
 T1 = ["Knee/T1/IM-0001-0001.dcm", "Knee/T1/IM-0001-0002.dcm"]
 T2 = ["Knee/T2/IM-0001-0001.dcm"]
@@ -40,8 +41,7 @@ def test_remaining_ancestor(fresh: Server, samples) -> None:
 
 def test_delete_removes_files(fresh: Server, samples) -> None:
     ids = _load(fresh, samples, T1 + T2)
-    storage = fresh.workdir / "storage"
-    count = lambda: len([p for p in storage.rglob("*") if p.is_file() and len(p.name) == 36])  # noqa: E731
+    count = lambda: len(stored_files(fresh))  # noqa: E731
     assert count() == 3
     fresh.delete(f"/patients/{ids[0]['ParentPatient']}")
     assert count() == 0

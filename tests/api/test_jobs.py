@@ -71,10 +71,10 @@ def one_worker() -> Any:
 
 def test_unknown_job(donjon: Server) -> None:
     r = donjon.get("/jobs/nope")
-    assert r.status_code == 404 and r.content == b""
+    assert r.status_code == 404 and r.json()["HttpStatus"] == 404
     for action in ("cancel", "pause", "resume", "resubmit"):
         r = donjon.post(f"/jobs/nope/{action}")
-        assert r.status_code == 400 and r.content == b"", action
+        assert r.status_code == 400 and r.json()["HttpStatus"] == 400, action
     r = donjon.delete("/jobs/nope")
     assert r.status_code == 404 and r.json()["OrthancStatus"] == 7
 

@@ -37,7 +37,7 @@ def test_label_life_cycle(fresh: Server, level: str) -> None:
     r = fresh.get(f"{base}/zeta")
     assert (r.status_code, r.content) == (200, b"")
     r = fresh.get(f"{base}/nothere")
-    assert (r.status_code, r.content) == (404, b"")
+    assert (r.status_code, r.json()["HttpStatus"]) == (404, 404)
     assert fresh.get(f"/{level}/{IDS[level]}").json()["Labels"] == ["Alpha_1", "b-2", "zeta"]
     assert fresh.delete(f"{base}/zeta").status_code == 200
     assert fresh.delete(f"{base}/zeta").status_code == 200  # absent: still 200
@@ -62,7 +62,7 @@ def test_validation(fresh: Server) -> None:
     for bad in ("a" * 65, "with space", "dot.ted", "é", "a%2Fb"):
         for r in (fresh.put(f"{base}/{bad}"), fresh.delete(f"{base}/{bad}")):
             assert r.status_code in (400, 404), bad
-            if r.status_code == 400:
+            if r.status_code == 400 and bad != "a%2Fb":  # an encoded slash is refused by the router (12)
                 assert r.json()["OrthancStatus"] == 3 and r.json()["Details"].startswith(MESSAGE), bad
     r = fresh.put(f"{base}/with%20space")
     assert r.json()["Details"] == MESSAGE + "with space"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import http.server
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from donjon.jobs.peer_store import PARALLEL_SENDS
+from tests.support.index import global_property
 from tests.support.servers import SAMPLES, Server, free_port, start_donjon
 
 KNEE = "Knee"  # one study, two series (T1, T2), 50 files
@@ -176,7 +176,7 @@ def test_list_expand_and_configuration(a: Server, rec: Recorder) -> None:
     assert a.get("/peers/full/configuration").json() == expanded["full"]
     assert a.get("/peers/full").json() == ["configuration", "store", "store-straight", "system"]
     r = a.get("/peers/nope")
-    assert (r.status_code, r.content) == (404, b"")
+    assert (r.status_code, r.json()["HttpStatus"]) == (404, 404)
     assert error(a.get("/peers/nope/configuration")) == (404, 17, "No peer with symbolic name: nope")
 
 
@@ -236,8 +236,8 @@ def test_peers_in_database(tmp_path: Path, rec: Recorder) -> None:
         assert s.delete("/peers/gone").status_code == 200
     finally:
         s.stop()
-    with sqlite3.connect(tmp_path / "storage" / "index") as db:  # Orthanc's format of property 21
-        (text,) = db.execute("SELECT value FROM global_properties WHERE key = 21").fetchone()
+    text = global_property(s, 21)  # Orthanc's format of property 21
+    assert text is not None
     assert json.loads(text) == {
         "kept": {"HttpHeaders": {"X-Token": HEADER_VALUE}, "Password": PASSWORD, "Pkcs11": False, "Timeout": 0,
                  "Url": rec.url + "/", "Username": "u"},
@@ -359,7 +359,7 @@ def test_peer_refusing_credentials(a: Server, rec: Recorder) -> None:
     assert error(r)[:2] == (500, 2005)
     rec.reset(status=500)
     r = a.get("/peers/creds/system")
-    assert (r.status_code, r.content) == (500, b"")
+    assert (r.status_code, r.json()["HttpStatus"]) == (500, 500)
 
 
 def test_peer_failing_midway(a: Server, rec: Recorder) -> None:

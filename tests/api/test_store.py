@@ -9,6 +9,7 @@ import zipfile
 import pytest
 
 from tests.support.servers import Server, start_donjon
+from tests.support.stored import stored_files
 
 KNEE1 = "Knee/T1/IM-0001-0001.dcm"
 KNEE1_ID = "c8df6478-d7794217-0f11c293-a41237c9-31d98357"
@@ -109,8 +110,7 @@ def test_bad_bodies_leave_the_store_untouched(fresh: Server, samples) -> None:
     r = fresh.post("/instances", content=b"not gzip", headers={"Content-Encoding": "gzip"})
     assert r.status_code == 400
     assert fresh.get("/statistics").json() == before
-    files = [p for p in (fresh.workdir / "storage").rglob("*") if p.is_file() and len(p.name) == 36]
-    assert len(files) == 1
+    assert len(stored_files(fresh)) == 1
 
 
 def test_overwrite_instances(samples) -> None:
@@ -124,8 +124,7 @@ def test_overwrite_instances(samples) -> None:
         changes = [c["ChangeType"] for c in server.get("/changes").json()["Changes"]]
         # the old instance and its parents were deleted with their change rows, then re-created
         assert changes == ["NewInstance", "NewSeries", "NewStudy", "NewPatient"]
-        files = [p for p in (server.workdir / "storage").rglob("*") if p.is_file() and len(p.name) == 36]
-        assert len(files) == 1
+        assert len(stored_files(server)) == 1
     finally:
         server.stop()
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.error_bodies import as_orthanc_1_10
 from tests.support.servers import ORTHANC, Server, start_donjon, start_orthanc
 
 pytestmark = pytest.mark.orthanc
@@ -74,7 +75,8 @@ def pair(samples: Any) -> Iterator[tuple[Server, Server]]:
 
 def both(pair: tuple[Server, Server], method: str, path: str, **kw: Any) -> tuple[httpx.Response, httpx.Response]:
     orthanc, donjon = pair
-    return orthanc.client.request(method, path, **kw), donjon.client.request(method, path, **kw)
+    a = orthanc.client.request(method, path, **kw)
+    return a, as_orthanc_1_10(a, donjon.client.request(method, path, **kw))
 
 
 def same(pair: tuple[Server, Server], method: str, path: str, **kw: Any) -> tuple[httpx.Response, httpx.Response]:

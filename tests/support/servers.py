@@ -113,6 +113,16 @@ def start_donjon(config: dict[str, Any] | None = None, workdir: Path | None = No
     cfg: dict[str, Any] = {"HttpPort": http_port, "DicomPort": dicom_port,
                            "StorageDirectory": str(workdir / "storage"), "StableAge": 2}
     cfg.update(config or {})
+    if "AwsS3Storage" not in cfg:
+        from .s3 import s3_requested, shared_moto
+
+        if s3_requested():  # DONJON_TEST_STORAGE=s3: a bucket of a local moto server for this server
+            cfg["AwsS3Storage"] = shared_moto().section()
+    if "PostgreSQL" not in cfg:
+        from .postgres import USE_POSTGRES, postgres_section_for
+
+        if USE_POSTGRES:  # DONJON_TEST_INDEX=postgresql: a database of the test cluster for this server
+            cfg["PostgreSQL"] = postgres_section_for(workdir)
     http_port = cfg["HttpPort"]
     (workdir / "config.json").write_text(json.dumps(cfg, indent=2))
     log = open(workdir / "server.log", "ab")  # noqa: SIM115 - the child process keeps it

@@ -57,7 +57,7 @@ def test_only_shipped_files_are_served(explorer_server: Server) -> None:
     for path in ("/app/nope.js", "/app/js", "/app/%2e%2e/system", "/app/..%2fsystem", "/app/.hidden",
                  "/app/js/../../../pyproject.toml"):
         r = httpx.get(explorer_server.url + path)
-        assert r.status_code == 404, path
+        assert r.status_code in (400, 404), path  # 400: an encoded slash is refused by the router
     assert explorer_server.post("/app/explorer.html").status_code == 405
     shipped = files()
     assert "explorer.html" in shipped and "js/app.js" in shipped

@@ -9,14 +9,19 @@ import hmac
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from ..core.context import ServerContext
 from ..errors import HTTP_REASONS, EmptyAnswer, ErrorCode, OrthancError, describe
+from ..limits import Limits, json_depth_exceeds
 from .http import Request, Response, Router
 from .multipart import boundary_of, split_parts
+from .security import cross_origin_refusal
+
+if TYPE_CHECKING:
+    from ..plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,13 +60,10 @@ class DonjonApp:
         self.remote_access = bool(config["RemoteAccessAllowed"])
         auth = config.get("AuthenticationEnabled")
         self.authentication = bool(auth) if isinstance(auth, bool) else self.remote_access
-        users = dict(config["RegisteredUsers"])
+        users = dict(config["RegisteredUsers"])  # no built-in user (Orthanc's orthanc/orthanc)
         self.insecure_default_user = False
-        if self.authentication and not config.is_set("RegisteredUsers") and self.remote_access:
-            users = {"orthanc": "orthanc"}
-            self.insecure_default_user = True
-            log.warning("Remote access is allowed with authentication but no RegisteredUsers: the default "
-                        "user orthanc/orthanc is created; this server is not secure")
+        self.limits = Limits.from_config(config)
+        self.cross_origin_check = bool(config["CrossOriginCheck"])
         self._credentials = {
             base64.b64encode(f"{u}:{p}".encode()).decode("ascii"): u for u, p in users.items()
         }
@@ -69,6 +71,7 @@ class DonjonApp:
         self.compression = bool(config["HttpCompressionEnabled"])
         self.shutdown_hook: Callable[[], None] | None = None
         self.reset_hook: Callable[[], ServerContext] | None = None
+        self.plugins: PluginHost | None = None  # the Python plugin host, if a script is configured
 
     async def reset(self) -> None:
         """Rebuild the server context in-process (`POST /tools/reset`)."""
@@ -100,6 +103,8 @@ class DonjonApp:
 
     def _authenticate(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
+        if self.plugins is not None and self.plugins.valid_token(header):
+            return True  # `GenerateRestApiAuthorizationToken()`
         if not header.startswith("Basic "):
             return False
         token = header[6:].strip()
@@ -130,8 +135,30 @@ class DonjonApp:
         except Exception:
             log.exception("Internal error on %s %s", request.method, request.path)
             response = self.error_response(request, OrthancError(ErrorCode.INTERNAL_ERROR))
+        if response.status >= 400:
+            response = self._error_body(request, response)
         if self.compression and response.stream is None and len(response.body) >= _COMPRESS_MIN:
             response = self._maybe_gzip(request, response)
+        return response
+
+    _STATUS_CODES = {400: ErrorCode.BAD_REQUEST, 401: ErrorCode.UNAUTHORIZED, 403: ErrorCode.FORBIDDEN_ACCESS,
+                     404: ErrorCode.UNKNOWN_RESOURCE, 405: ErrorCode.BAD_REQUEST, 413: ErrorCode.BAD_REQUEST,
+                     415: ErrorCode.UNSUPPORTED_MEDIA_TYPE, 507: ErrorCode.FULL_STORAGE}
+
+    def _error_body(self, request: Request, response: Response) -> Response:
+        """Every error answer carries Orthanc's JSON body (where Orthanc 1.10.1 sends an empty one too)
+        and `nosniff`, so that no error can be sniffed into something a browser would run."""
+        headers = response.headers
+        if response.stream is None and not response.body and self.describe_errors:
+            code = self._STATUS_CODES.get(response.status, ErrorCode.INTERNAL_ERROR)
+            error = OrthancError(code, http_status=response.status)
+            if response.status == 405:
+                error.details = "Method not allowed on this URI"
+            built = self.error_response(request, error)
+            response = Response(response.status, built.body, built.content_type,
+                                [*(h for h in headers if h[0] != b"content-length"), *built.headers])
+        elif _NOSNIFF not in headers:
+            response.headers = [*headers, _NOSNIFF]
         return response
 
     @staticmethod
@@ -154,6 +181,8 @@ class DonjonApp:
             return Response(401, headers=[(b"www-authenticate", _REALM)])
         if "\x00" in request.path:
             raise OrthancError(ErrorCode.URI_SYNTAX, "NUL character in the URI")
+        if any("/" in c or "\\" in c for c in request.components):
+            raise OrthancError(ErrorCode.URI_SYNTAX, "Encoded slash or backslash in a component of the URI")
         method = request.method
         override = request.headers.get("x-http-method-override")
         if override is None and method == "GET" and "_method" in request.query:
@@ -166,6 +195,15 @@ class DonjonApp:
             request.method = o
         if method == "HEAD":
             method = "GET"
+        if self.cross_origin_check:
+            refusal = cross_origin_refusal(request, method)
+            if refusal is not None:
+                log.warning("%s: %s %s from %s", refusal, method, request.path, request.client)
+                raise OrthancError(ErrorCode.FORBIDDEN_ACCESS, refusal)
+        if self.plugins is not None:  # the plugin's HTTP filter and routes come before the core's
+            answer = await self.plugins.http_request(self, request, method)
+            if answer is not None:
+                return answer
         handlers, params = self.router.resolve(request.components)
         if handlers is None:
             raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
@@ -174,9 +212,28 @@ class DonjonApp:
             allowed = ",".join(m for m in ("GET", "POST", "PUT", "DELETE") if m in handlers)
             return Response(405, headers=[(b"allow", allowed.encode())])
         content_type = request.headers.get("content-type", "")
+        if method in ("POST", "PUT") and not content_type.lower().startswith(("multipart/", "application/dicom")):
+            await self._check_json_depth(request)  # (multipart bodies may be streamed by their handler)
         if method == "POST" and content_type.lower().startswith("multipart/form-data"):
             return await self._multipart(request, handler, params, content_type)
         return await handler(self.api, request, **params)
+
+    async def _check_json_depth(self, request: Request) -> None:
+        """`MaximumJsonDepth`: refused before any handler walks a deeply nested body recursively.
+        Cheap for ordinary bodies: only one with more brackets than the limit is parsed twice."""
+        body = await request.body(self.limits.request_body)
+        limit = self.limits.json_depth
+        head = body[:64].lstrip()
+        if not head or head[0] not in b"[{" or body.count(b"[") + body.count(b"{") <= limit:
+            return
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            if "depth" in str(e).lower() or "recursion" in str(e).lower():
+                raise OrthancError(ErrorCode.BAD_REQUEST, f"JSON nested deeper than {limit} levels") from None
+            return  # not JSON after all: the handler decides
+        if json_depth_exceeds(value, limit):
+            raise OrthancError(ErrorCode.BAD_REQUEST, f"JSON nested deeper than {limit} levels")
 
     async def _multipart(self, request: Request, handler: Any, params: dict[str, Any],
                          content_type: str) -> Response:
@@ -192,8 +249,13 @@ class DonjonApp:
             await handler(self.api, request.derive(headers, part.body), **params)
         return Response(200, b"", None)
 
+    # codes that Orthanc 1.10.1 answers with 500 although only the client's input can cause them
+    _CLIENT_MISTAKES = frozenset({ErrorCode.UNKNOWN_DICOM_TAG})
+
     def error_response(self, request: Request, error: OrthancError) -> Response:
         status = error.http_status
+        if status == 500 and error.code in self._CLIENT_MISTAKES:
+            status = error.http_status = 400
         if not self.describe_errors:
             return Response(status, headers=[_NOSNIFF])
         body: dict[str, Any] = {

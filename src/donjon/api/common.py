@@ -17,13 +17,13 @@ def tag_format(request: Request) -> TagFormat:
     return TagFormat.HUMAN
 
 
-def parse_uint(text: str, name: str) -> int:
+def parse_uint(text: str, name: str, maximum: int = MAX_UINT32) -> int:
     t = text.strip()
-    if not t.isdigit() or not t.isascii():
+    if not t.isdigit() or not t.isascii() or len(t) > 20:
         raise OrthancError(ErrorCode.BAD_PARAMETER_TYPE, f'The argument "{name}" must be a non-negative integer, '
-                                                         f"found: {text}")
+                                                         f"found: {text[:40]}")
     value = int(t)
-    if value > MAX_UINT32:
+    if value > maximum:
         raise OrthancError(ErrorCode.BAD_PARAMETER_TYPE, f'The argument "{name}" is too large: {text}')
     return value
 

@@ -45,8 +45,12 @@ class Request:
     def from_asgi(cls, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> Request:
         headers = {k.decode("latin_1").lower(): v.decode("latin_1") for k, v in scope.get("headers", ())}
         client = scope.get("client")
-        return cls(scope["method"], scope["path"], scope.get("query_string", b""), headers,
-                   client[0] if client else "", None, receive)
+        request = cls(scope["method"], scope["path"], scope.get("query_string", b""), headers,
+                      client[0] if client else "", None, receive)
+        raw = scope.get("raw_path")
+        if raw and b"%" in raw and request.components:  # an encoded "/" stays in its component
+            request.components = [urllib.parse.unquote(c) for c in raw.decode("latin_1").split("/") if c]
+        return request
 
     def derive(self, headers: dict[str, str], body: bytes) -> Request:
         """The same request with another body (one part of a multipart upload)."""

@@ -17,9 +17,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import httptools
+import orjson
 
 from ..errors import HTTP_REASONS
-from .http import MAX_BODY, Request, Response
+from .http import Request, Response
 
 if TYPE_CHECKING:
     from .app import DonjonApp
@@ -63,6 +64,8 @@ class HttpProtocol(asyncio.Protocol):
         self.drain: asyncio.Future[None] | None = None
         self.last_activity = self.loop.time()
         self.in_message = False
+        self.headers_done = False
+        self.message_start = self.last_activity
         self._reset_message()
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
@@ -106,6 +109,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.headers_done = False
+        self.message_start = self.loop.time()
         self._reset_message()
 
     def on_url(self, url: bytes) -> None:
@@ -126,6 +131,7 @@ class HttpProtocol(asyncio.Protocol):
             self.headers[key] = text
 
     def on_headers_complete(self) -> None:
+        self.headers_done = True
         length = self.headers.get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > self.server.max_body:
             raise _TooLarge(413)
@@ -178,6 +184,10 @@ class HttpProtocol(asyncio.Protocol):
         raw_path = parsed.path.decode("latin_1") if parsed.path else "/"
         path = urllib.parse.unquote(raw_path, encoding="utf-8", errors="replace")
         request = Request(pending.method, path, parsed.query or b"", pending.headers, self.client, pending.body)
+        if "%" in raw_path and request.components:
+            # split before decoding: an encoded "/" stays inside its component (and is refused there)
+            request.components = [urllib.parse.unquote(c, encoding="utf-8", errors="replace")
+                                  for c in raw_path.split("/") if c]
         try:
             response = await self.app.handle(request)
         except ConnectionAbortedError:
@@ -237,9 +247,17 @@ class HttpProtocol(asyncio.Protocol):
                 await aclose()
 
     def _write_simple(self, status: int) -> None:
+        """An error found while parsing: Orthanc's JSON body, then the connection is closed."""
         if self.transport is not None and not self.closed:
+            reason = HTTP_REASONS.get(status, "Bad Request")
+            body = orjson.dumps({"HttpError": reason, "HttpStatus": status, "Message": "Bad request",
+                                 "OrthancError": "Bad request", "OrthancStatus": 8,
+                                 "Details": _SIMPLE_DETAILS.get(status, "Malformed HTTP request")},
+                                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
             self.transport.write((_STATUS_LINES.get(status) or _status_line(status))
-                                 + b"content-length: 0\r\nconnection: close\r\n\r\n")
+                                 + b"content-type: application/json; charset=utf-8\r\n"
+                                 b"x-content-type-options: nosniff\r\n"
+                                 + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
 
     def _fail(self, status: int) -> None:
         self._write_simple(status)
@@ -251,11 +269,19 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def expired(self, now: float) -> bool:
-        """Idle past the keep-alive timeout, or a request not completed within the request timeout."""
+        """Idle past the keep-alive timeout; headers not complete within the request timeout counted from
+        their first byte (a slow-loris trickling bytes gains nothing); a body idle past that timeout."""
         if self.worker is not None or self.closed:
             return False
-        limit = self.server.request_timeout if self.in_message else self.server.keep_alive_timeout
-        return now - self.last_activity > limit
+        if not self.in_message:
+            return now - self.last_activity > self.server.keep_alive_timeout
+        if not self.headers_done and now - self.message_start > self.server.request_timeout:
+            return True
+        return now - self.last_activity > self.server.request_timeout
+
+
+_SIMPLE_DETAILS = {413: "Request body too large (MaximumRequestBodySize)",
+                   414: "URI too long", 431: "Request header fields too large"}
 
 
 class _TooLarge(Exception):
@@ -266,7 +292,7 @@ class _TooLarge(Exception):
 
 class HttpServer:
     def __init__(self, app: DonjonApp, host: str, port: int, keep_alive: bool = True,
-                 keep_alive_timeout: float = 1.0, request_timeout: float = 30.0, max_body: int = MAX_BODY,
+                 keep_alive_timeout: float = 1.0, request_timeout: float = 30.0, max_body: int | None = None,
                  ssl_context: ssl.SSLContext | None = None):
         self.app = app
         self.host = host
@@ -274,7 +300,7 @@ class HttpServer:
         self.keep_alive = keep_alive
         self.keep_alive_timeout = keep_alive_timeout
         self.request_timeout = request_timeout
-        self.max_body = max_body
+        self.max_body = max_body if max_body is not None else app.limits.request_body
         self.ssl_context = ssl_context
         self.connections: set[HttpProtocol] = set()
         self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop()

@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from ..core.attachments import read_attachment
 from ..core.store import StoreOrigin
 from ..errors import ErrorCode, OrthancError
+from ..limits import Limits, too_large
 from ..registry import CompressionType, Origin
 from .app import Api
 from .http import Request, Response, Router, json_response
@@ -21,8 +23,8 @@ log = logging.getLogger(__name__)
 
 _STREAM_THRESHOLD = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
-MAX_UNCOMPRESSED = 4 * 1024 * 1024 * 1024  # a gzip or ZIP may not expand beyond this
 _DICOMDIR_CLASS = b"1.2.840.10008.1.3.10"
+_MAX_ZIP_ENTRIES = 200_000  # each costs a ZipInfo object in memory before any check can run
 
 
 def register(router: Router) -> None:
@@ -34,14 +36,18 @@ def _origin(request: Request) -> StoreOrigin:
     return StoreOrigin(origin=Origin.REST_API, remote_ip=request.client, username=request.username)
 
 
-def _gunzip(data: bytes) -> bytes:
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress at most `limit` bytes (`MaximumDecompressedSize`): a bomb costs `limit`, not its size."""
+    if len(data) >= 18 and int.from_bytes(data[-4:], "little") > limit:
+        # ISIZE, the size the gzip trailer announces (modulo 4 GiB): a bomb is refused before inflating
+        raise too_large(f"The gzip body expands beyond {limit} bytes (MaximumDecompressedSize)")
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        out = d.decompress(data, MAX_UNCOMPRESSED)
+        out = d.decompress(data, limit)
+        if d.unconsumed_tail or (not d.eof and d.decompress(b"", 1)):
+            raise too_large(f"The gzip body expands beyond {limit} bytes (MaximumDecompressedSize)")
     except zlib.error:
         raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "Cannot decompress the gzip body") from None
-    if d.unconsumed_tail:
-        raise OrthancError(ErrorCode.BAD_REQUEST, "The gzip body expands beyond the allowed size", http_status=413)
     return out
 
 
@@ -49,7 +55,7 @@ async def upload(api: Api, request: Request) -> Response:
     body = await request.body()
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding == "gzip":
-        body = await api.run(_gunzip, body)
+        body = await api.run(_gunzip, body, _limits(api).decompressed)
     elif encoding not in ("", "identity"):
         raise OrthancError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"Unsupported Content-Encoding: {encoding}")
     origin = _origin(request)
@@ -60,21 +66,31 @@ async def upload(api: Api, request: Request) -> Response:
     return json_response(result.answer())
 
 
+def _limits(api: Api) -> Limits:
+    return api.app.limits if api.app is not None else Limits()
+
+
 def _store_zip(api: Api, body: bytes, origin: StoreOrigin) -> list[dict[str, str]]:
+    limits = _limits(api)
+    stream = io.BytesIO(body)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(body))
-    except zipfile.BadZipFile:
+        end = zipfile._EndRecData(stream)  # type: ignore[attr-defined]  # the entry count, before reading them
+        if end is not None and end[zipfile._ECD_ENTRIES_TOTAL] > _MAX_ZIP_ENTRIES:  # type: ignore[attr-defined]
+            raise too_large(f"The ZIP archive has more than {_MAX_ZIP_ENTRIES} entries")
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError, ValueError, struct.error):
         raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "Cannot read the ZIP archive") from None
     answers: list[dict[str, str]] = []
-    total = 0
     with archive:
-        for info in archive.infolist():
-            if info.is_dir() or info.file_size == 0:
-                continue
-            total += info.file_size
-            if total > MAX_UNCOMPRESSED:
-                raise OrthancError(ErrorCode.BAD_REQUEST, "The ZIP archive expands beyond the allowed size",
-                                   http_status=413)
+        entries = [info for info in archive.infolist() if not info.is_dir() and info.file_size > 0]
+        # the sizes are checked before anything is inflated; an entry never yields more than it declares
+        for info in entries:
+            if info.file_size > limits.decompressed:
+                raise too_large(f"{info.filename[:100]} of the ZIP expands beyond {limits.decompressed} bytes "
+                                "(MaximumDecompressedSize)")
+        if sum(info.file_size for info in entries) > limits.zip_total:
+            raise too_large(f"The ZIP archive expands beyond {limits.zip_total} bytes (MaximumZipUncompressedSize)")
+        for info in entries:
             try:
                 with archive.open(info) as f:
                     data = f.read(info.file_size + 1)

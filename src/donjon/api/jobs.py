@@ -26,14 +26,16 @@ def register(router: Router) -> None:
 
 
 async def list_jobs(api: Api, request: Request) -> Response:
-    engine = api.ctx.jobs.engine
-    if "expand" in request.query and request.flag("expand"):
-        return json_response(engine.all_info())
-    return json_response(engine.ids())
+    jobs = api.ctx.jobs  # with several processes (jobs.leases), also the jobs the others run
+    expand = "expand" in request.query and request.flag("expand")
+    if jobs.leases is None:
+        return json_response(jobs.all_info() if expand else jobs.ids())
+    return json_response(await api.run(jobs.all_info if expand else jobs.ids))
 
 
 async def get_job(api: Api, request: Request, id: str) -> Response:
-    info = api.ctx.jobs.engine.info(id)
+    jobs = api.ctx.jobs
+    info = jobs.info(id) if jobs.leases is None else await api.run(jobs.info, id)
     if info is None:
         raise EmptyAnswer(404)
     return json_response(info)

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..core.attachments import read_attachment
+from ..dicom import pixel_guard
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
+from ..limits import too_large
 from ..registry import ContentType, Level
 from .app import Api
 from .http import Request, Response, Router
@@ -140,6 +142,12 @@ def decode(data: bytes, index: int) -> Frame:
         if syntax in _NATIVE:
             raise EmptyAnswer(404)
         raise Undecodable
+    try:
+        pixel_guard.check(ds, syntax)
+    except pixel_guard.PixelsRefused as e:
+        if e.too_large:
+            raise too_large(str(e)) from None
+        raise Undecodable from None
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     try:
         arr = pixel_array(ds, index=index if count > 1 else None)

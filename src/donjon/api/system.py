@@ -8,6 +8,7 @@ from .. import __version__
 from ..dicom.main_tags import MAIN_TAGS, format_tag
 from ..registry import CHANGE_NAMES, Level
 from .app import Api
+from .common import parse_uint
 from .http import Request, Response, Router, empty_response, json_response
 
 API_VERSION = 24
@@ -53,8 +54,9 @@ async def system(api: Api, request: Request) -> Response:
         "MaximumStorageSize": config["MaximumStorageSize"],
         "Name": config["Name"],
         "OverwriteInstances": config["OverwriteInstances"],
-        "PluginsEnabled": False,
-        "StorageAreaPlugin": None,
+        "PluginsEnabled": api.ctx.plugins is not None,
+        "StorageAreaPlugin": api.ctx.plugins.settings.script
+        if api.ctx.plugins is not None and api.ctx.plugins.storage is not None else None,
         "StorageCompression": config["StorageCompression"],
         "UserMetadata": api.ctx.metadata_names.user_names(),
         "Version": __version__,
@@ -76,15 +78,11 @@ async def statistics(api: Api, request: Request) -> Response:
 
 
 def _since_limit_lenient(request: Request) -> tuple[int, int]:
-    """Orthanc's /changes rule: if either value does not parse, both fall back to 0 and 100."""
+    """`since` (default 0) and `limit` (default 100) of /changes and /exports. Orthanc 1.10.1 silently
+    falls back to 0 and 100 when either does not parse; Donjon answers 400 (docs/compatibility.md)."""
     q = request.query
-    try:
-        since = int(q.get("since", "0"))
-        limit = int(q.get("limit", "100"))
-        if since < 0 or limit < 0:
-            raise ValueError
-    except ValueError:
-        return 0, 100
+    since = parse_uint(q["since"], "since", 0x7FFFFFFFFFFFFFFF) if "since" in q else 0
+    limit = parse_uint(q["limit"], "limit") if "limit" in q else 100
     return since, limit
 
 

@@ -25,6 +25,7 @@ from ..registry import (
     is_user_key,
 )
 from ..storage import compression
+from ..storage.journal import settle
 from .attachments import read_attachment, read_range, write_attachment
 from .clock import now_utc
 from .deletion import Deletion
@@ -76,7 +77,7 @@ def read_data(ctx: ServerContext, info: FileInfo) -> bytes:
 
 def read_stored(ctx: ServerContext, info: FileInfo) -> bytes:
     """The bytes exactly as on disk (`compressed-data`)."""
-    return ctx.storage.read(info.uuid)
+    return ctx.storage.read(info.uuid, info.content_type)
 
 
 def read_window(ctx: ServerContext, info: FileInfo, start: int, end: int) -> bytes:
@@ -101,8 +102,9 @@ def _commit(ctx: ServerContext, new: FileInfo, run: Callable[[SQLiteWriter], _Wr
     try:
         written: _Written = ctx.index.write(run)
     except BaseException:
-        ctx.storage.remove(new.uuid)
+        ctx.storage.remove(new.uuid, new.content_type)
         raise
+    settle(ctx.storage, [new.uuid])  # indexed: no longer in the in-flight journal
     if written.old is not None:
         _remove_file(ctx, written.old)
     if written.deletion is not None:
@@ -112,7 +114,7 @@ def _commit(ctx: ServerContext, new: FileInfo, run: Callable[[SQLiteWriter], _Wr
 
 def _remove_file(ctx: ServerContext, info: FileInfo) -> None:
     try:
-        ctx.storage.remove(info.uuid)
+        ctx.storage.remove(info.uuid, info.content_type)
     except Exception:
         log.exception("cannot remove the file %s", info.uuid)
 
@@ -218,7 +220,7 @@ def verify_md5(ctx: ServerContext, public_id: str, content_type: int) -> bool:
     if info is None or not info.compressed_md5 or not info.uncompressed_md5:
         return False
     disk = getattr(ctx.storage, "inner", ctx.storage)  # verify what is on disk, not the memory cache
-    stored = disk.read(info.uuid)
+    stored = disk.read(info.uuid, info.content_type)
     if hashlib.md5(stored).hexdigest() != info.compressed_md5:
         return False
     if info.compression == CompressionType.NONE:

@@ -20,17 +20,19 @@ class AttachmentPolicy:
 
 
 def write_attachment(storage: StorageArea, data: bytes, content_type: int, policy: AttachmentPolicy,
-                     revision: int = 0, compress: bool | None = None) -> FileInfo:
-    """Write `data` as a new file and return its record (the caller indexes it or removes it)."""
+                     revision: int = 0, compress: bool | None = None, uuid: str | None = None) -> FileInfo:
+    """Write `data` as a new file and return its record (the caller indexes it or removes it).
+
+    `uuid` is given by callers that must journal the name before the file exists."""
     do_compress = policy.compress if compress is None else compress
-    uuid = str(uuidlib.uuid4())
+    uuid = uuid or str(uuidlib.uuid4())
     if do_compress:
         stored = compression.compress(data, policy.level)
         kind = CompressionType.ZLIB_WITH_SIZE
     else:
         stored = data
         kind = CompressionType.NONE
-    storage.create(uuid, stored)
+    storage.create(uuid, stored, content_type)
     if policy.md5:
         md5 = hashlib.md5(data).hexdigest()
         stored_md5 = md5 if stored is data else hashlib.md5(stored).hexdigest()
@@ -43,7 +45,7 @@ def write_attachment(storage: StorageArea, data: bytes, content_type: int, polic
 
 def read_attachment(storage: StorageArea, info: FileInfo) -> bytes:
     """The user-visible bytes of an attachment."""
-    stored = storage.read(info.uuid)
+    stored = storage.read(info.uuid, info.content_type)
     if info.compression == CompressionType.ZLIB_WITH_SIZE:
         return compression.decompress(stored)
     return stored
@@ -51,5 +53,5 @@ def read_attachment(storage: StorageArea, info: FileInfo) -> bytes:
 
 def read_range(storage: StorageArea, info: FileInfo, start: int, end: int) -> bytes:
     if info.compression == CompressionType.NONE and storage.has_read_range():
-        return storage.read_range(info.uuid, start, end)
+        return storage.read_range(info.uuid, start, end, info.content_type)
     return read_attachment(storage, info)[start:end]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from .. import limits
 from ..config import Configuration
 from ..dicom.values import DEFAULT_ENCODINGS
 from ..errors import ErrorCode, OrthancError
+from ..index.factory import open_index
 from ..index.protocol import FileInfo
 from ..index.sqlite import SQLiteIndex
 from ..registry import (
@@ -21,15 +23,21 @@ from ..registry import (
     build_metadata_names,
 )
 from ..storage.cache import CachingStorage
-from ..storage.folder import FolderStorage
+from ..storage.factory import open_storage
 from ..storage.protocol import StorageArea
 from .attachments import AttachmentPolicy
 from .clock import now_utc
 from .deletion import Deletion, delete_cascade
 from .events import ChangeEvent, EventBus
+from .index_lock import IndexLock
+from .inflight import install as install_journal
 from .recycling import Recycler
+from .shared_index import stable_change_is_due
 from .stable import StableMonitor
 from .store import StoreOrigin, StoreResult, store_instance
+
+if TYPE_CHECKING:
+    from ..plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
 _FILE_CACHE_SIZE = 100_000
@@ -50,11 +58,20 @@ class ServerContext:
         self.content_names = build_content_type_names(config["UserContentType"])
         storage_dir = config.path("StorageDirectory")
         index_dir = config.path("IndexDirectory") if config.get("IndexDirectory") else storage_dir
-        self.storage: StorageArea = storage or FolderStorage(storage_dir, fsync=config["SyncStorageArea"])
+        self.storage: StorageArea = storage or open_storage(config)
         cache_mb = config["MaximumStorageCacheSize"]
         if cache_mb > 0:
             self.storage = CachingStorage(self.storage, cache_mb * 1024 * 1024)
-        self.index = index or SQLiteIndex(os.path.join(index_dir, "index"), synchronous=config["SyncStorageArea"])
+        self.index = index or open_index(config)  # SQLite, or PostgreSQL (`PostgreSQL.EnableIndex`)
+        self._lock: IndexLock | None = None
+        if index is None and isinstance(self.index, SQLiteIndex):  # one process per SQLite index
+            try:
+                self._lock = IndexLock(index_dir)
+            except OrthancError:
+                self.index.close()
+                raise
+        limits.configure(config)  # limits.py: bounds of the DICOM scanner and the pixel decoders
+        self.journal = install_journal(self)  # storage/journal.py: removes the orphan files of a crash
         self.attachment_policy = AttachmentPolicy(
             compress=config["StorageCompression"], level=config["StorageCompressionLevel"],
             md5=config["StoreMD5ForAttachments"])
@@ -63,6 +80,7 @@ class ServerContext:
         self.recycler = Recycler(config["MaximumStorageSize"], config["MaximumPatientCount"],
                                  config["MaximumStorageMode"] == "Reject")
         self.events = EventBus()
+        self.plugins: PluginHost | None = None  # set by the Python plugin host, if a script is configured
         self._file_cache: dict[str, FileInfo] = {}
         self.stable = StableMonitor(config["StableAge"], self._record_stable)
         self.stable.start()
@@ -75,6 +93,9 @@ class ServerContext:
         self.jobs.close()
         self.stable.stop()
         self.index.close()
+        self.journal.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # -- store and delete -------------------------------------------------------------------------
     def store(self, data: bytes, origin: StoreOrigin) -> StoreResult:
@@ -97,9 +118,13 @@ class ServerContext:
         """The DICOM file record of an instance, cached (the hot path of downloads).
 
         A stale entry can only name a file that was replaced or deleted: reading it fails and the
-        caller asks again with `refresh`. Valid while this process is the index's only writer.
+        caller asks again with `refresh`. Valid while this process is the index's only writer: with
+        several processes (`index.shared`) every call asks the index.
         """
         cache = self._file_cache
+        if self.index.shared:
+            found = self.index.reader().instance_attachment(public_id, ContentType.DICOM)
+            return found if isinstance(found, FileInfo) else None
         if not refresh:
             info = cache.get(public_id)
             if info is not None:
@@ -117,7 +142,7 @@ class ServerContext:
     def after_deletion(self, deletion: Deletion) -> None:
         for f in deletion.files:
             try:
-                self.storage.remove(f.uuid)
+                self.storage.remove(f.uuid, f.content_type)
             except Exception:
                 log.exception("cannot remove the file %s", f.uuid)
         now = now_utc()
@@ -134,6 +159,8 @@ class ServerContext:
         now = now_utc()
 
         def run(tx):  # type: ignore[no-untyped-def]
+            if self.index.shared and not stable_change_is_due(tx, internal_id, change, self.stable.stable_age):
+                return False
             row = tx.resource(internal_id)
             if row is None or row.public_id != public_id:
                 return False

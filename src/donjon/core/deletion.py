@@ -9,7 +9,7 @@ from ..index.protocol import FileInfo
 from ..registry import Level, Metadata
 
 if TYPE_CHECKING:
-    from ..index.sqlite import SQLiteWriter
+    from ..index.protocol import WriteTransaction
 
 
 @dataclass
@@ -24,14 +24,12 @@ class Deletion:
         return Deletion(self.files + other.files, self.deleted + other.deleted, self.remaining)
 
 
-def delete_cascade(tx: SQLiteWriter, internal_id: int, now: str) -> Deletion:
+def delete_cascade(tx: WriteTransaction, internal_id: int, now: str) -> Deletion:
+    tx.lock_tree(internal_id)  # with several writers: wait for the stores into this patient to commit
     row = tx.resource(internal_id)
     if row is None:
         return Deletion()
-    deleted = [(lvl, rid, pub) for rid, lvl, pub in tx.conn.execute(
-        "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r "
-        "JOIN sub ON r.parent_id = sub.id) SELECT r.id, r.level, r.public_id FROM resources r "
-        "JOIN sub ON r.id = sub.id", (internal_id,))]
+    deleted = tx.subtree_resources(internal_id)
     files = tx.delete_resource(internal_id)
     parent = row.parent_id
     while parent is not None and not tx.has_children(parent):

@@ -9,7 +9,7 @@ from ..errors import ErrorCode, OrthancError
 from .deletion import Deletion, delete_cascade
 
 if TYPE_CHECKING:
-    from ..index.sqlite import SQLiteWriter
+    from ..index.protocol import WriteTransaction as SQLiteWriter
 
 MB = 1024 * 1024
 
@@ -42,6 +42,7 @@ class Recycler:
         """Called inside a write transaction after the new rows exist; raises to roll it back."""
         if not self.active():
             return None
+        tx.lock_recycling()  # several processes: one pass at a time (re-entrant; stores take it first)
         if self.max_size > 0 and added_size > self.max_size:
             raise _full(f"Cannot store an instance of size {added_size} bytes in a storage area limited to "
                         f"{self.max_size}")

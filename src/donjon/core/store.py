@@ -14,6 +14,7 @@ from ..errors import ErrorCode, OrthancError
 from ..ids import InstanceIds
 from ..index.protocol import FileInfo
 from ..registry import NEW_RESOURCE_CHANGE, ChangeType, ContentType, Level, Metadata, Origin
+from ..storage.journal import settle
 from .attachments import write_attachment
 from .clock import now_utc
 from .deletion import Deletion, delete_cascade
@@ -21,7 +22,7 @@ from .events import ChangeEvent
 from .matching import normalize
 
 if TYPE_CHECKING:
-    from ..index.sqlite import SQLiteWriter
+    from ..index.protocol import WriteTransaction
     from .context import ServerContext
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class StoreOrigin:
 class StoreResult:
     status: str  # Success, AlreadyStored, FilteredOut
     ids: InstanceIds
+    dimse_status: int = 0  # the C-STORE status of an instance a plugin filtered out
 
     def answer(self) -> dict[str, str]:
         return {
@@ -71,10 +73,16 @@ class _Indexed:
 
 
 def store_instance(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
+    if ctx.plugins is not None:  # the plugin's ingest callbacks run around the store
+        return ctx.plugins.store(ctx, data, origin, _store)
+    return _store(ctx, data, origin)
+
+
+def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
     parsed = parse_instance(data, ctx.default_encoding)
     ids = parsed.ids
     if not ctx.overwrite_instances:
-        existing = ctx.index.read(lambda tx: tx.lookup(ids.instance))
+        existing = ctx.index.reader().lookup(ids.instance)  # one statement: no transaction needed
         if existing is not None:
             return StoreResult("AlreadyStored", ids)
 
@@ -83,12 +91,13 @@ def store_instance(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> Stor
         outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin))
     except BaseException:
         for f in files:
-            ctx.storage.remove(f.uuid)
+            ctx.storage.remove(f.uuid, f.content_type)
         raise
     if outcome.status != "Success":
         for f in files:
-            ctx.storage.remove(f.uuid)
+            ctx.storage.remove(f.uuid, f.content_type)
         return StoreResult(outcome.status, ids)
+    settle(ctx.storage, [f.uuid for f in files])  # indexed: no longer in the in-flight journal
     if outcome.deletion is not None:
         ctx.after_deletion(outcome.deletion)
     ctx.stable.mark_unstable(outcome.chain)
@@ -103,7 +112,7 @@ def _write_files(ctx: ServerContext, data: bytes, parsed: ParsedInstance) -> lis
             files.append(write_attachment(ctx.storage, data[:parsed.pixel_data_offset],
                                           ContentType.DICOM_UNTIL_PIXEL_DATA, ctx.attachment_policy))
         except BaseException:
-            ctx.storage.remove(files[0].uuid)
+            ctx.storage.remove(files[0].uuid, files[0].content_type)
             raise
     return files
 
@@ -112,24 +121,35 @@ def _tags_blob(tags: list[tuple[int, str]]) -> bytes:
     return orjson.dumps({format_tag(t): v for t, v in tags})
 
 
-def _index(ctx: ServerContext, tx: SQLiteWriter, parsed: ParsedInstance, files: list[FileInfo],
+def _index(ctx: ServerContext, tx: WriteTransaction, parsed: ParsedInstance, files: list[FileInfo],
            origin: StoreOrigin) -> _Indexed:
     ids = parsed.ids
     now = now_utc()
     deletion: Deletion | None = None
-    existing = tx.lookup(ids.instance)
+    if ctx.recycler.active():
+        tx.lock_recycling()  # first, before any row is locked: one recycling pass at a time
+    public = (ids.patient, ids.study, ids.series, ids.instance)
+    known = tx.lookup_many(public)  # the four levels in one query
+    existing = known.get(ids.instance)
     if existing is not None:
         if not ctx.overwrite_instances:
             return _Indexed("AlreadyStored", [], [], [], None)
         deletion = delete_cascade(tx, existing[0], now)
+        known = tx.lookup_many(public[:3])  # the deletion may have taken childless ancestors along
 
-    public = (ids.patient, ids.study, ids.series, ids.instance)
     internal: list[int] = []
     created: list[tuple[int, int, str]] = []
     parent: int | None = None
     for level in (Level.PATIENT, Level.STUDY, Level.SERIES, Level.INSTANCE):
         pub = public[level - 1]
-        found = tx.lookup(pub) if level != Level.INSTANCE else None
+        found = known.get(pub) if level != Level.INSTANCE else None
+        if found is None and level != Level.INSTANCE:
+            # not there a moment ago: create it, unless a concurrent writer (another process) just did
+            rid, found_level, is_new = tx.get_or_create_resource(
+                level, pub, parent, _tags_blob(parsed.main_tags[level]),
+                _tags_blob(parsed.main_tags[Level.PATIENT]) if level == Level.STUDY else None)
+            if not is_new:
+                found = (rid, found_level)
         if found is not None:
             if found[1] != level:
                 raise OrthancError(ErrorCode.DATABASE, f"Identifier collision between levels: {pub}")
@@ -137,8 +157,8 @@ def _index(ctx: ServerContext, tx: SQLiteWriter, parsed: ParsedInstance, files: 
             internal.append(parent)
             continue
         tags = parsed.main_tags[level]
-        patient_tags = _tags_blob(parsed.main_tags[Level.PATIENT]) if level == Level.STUDY else None
-        rid = tx.create_resource(level, pub, parent, _tags_blob(tags), patient_tags)
+        if level == Level.INSTANCE:
+            rid = tx.create_resource(level, pub, parent, _tags_blob(tags), None)
         tag_values = dict(tags)
         tx.set_identifiers(rid, [(t, normalize(tag_values[t])) for t in INDEXED_TAGS[level] if t in tag_values])
         internal.append(rid)
@@ -205,15 +225,12 @@ def _index(ctx: ServerContext, tx: SQLiteWriter, parsed: ParsedInstance, files: 
     return _Indexed("Success", created, chain, events, deletion)
 
 
-def _series_complete(tx: SQLiteWriter, series_id: int) -> bool:
-    expected_row = tx.conn.execute("SELECT value FROM metadata WHERE resource_id = ? AND type = ?",
-                                   (series_id, Metadata.EXPECTED_NUMBER_OF_INSTANCES)).fetchone()
-    if expected_row is None:
+def _series_complete(tx: WriteTransaction, series_id: int) -> bool:
+    expected = tx.metadata_one(series_id, Metadata.EXPECTED_NUMBER_OF_INSTANCES)
+    if expected is None:
         return False
-    values = [r[0] for r in tx.conn.execute(
-        "SELECT m.value FROM resources r JOIN metadata m ON m.resource_id = r.id AND m.type = ? "
-        "WHERE r.parent_id = ?", (Metadata.INDEX_IN_SERIES, series_id))]
-    return series_status(expected_row[0], values) == "Complete"
+    values = tx.children_metadata(series_id, Metadata.INDEX_IN_SERIES)
+    return series_status(expected[0], values) == "Complete"
 
 
 def series_status(expected: str | None, indexes: list[str]) -> str:

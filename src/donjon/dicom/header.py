@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR
 
+from .. import limits
+
 PIXEL_DATA = 0x7FE00010
 DEFLATED = "1.2.840.10008.1.2.1.99"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
-MAX_DEPTH = 64
-MAX_INFLATED = 2 * 1024 * 1024 * 1024
 _UNDEFINED = 0xFFFFFFFF
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
 _VALID_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
@@ -56,11 +56,16 @@ class Header:
     pixel_data_vr: str | None = None
     dataset_start: int = 0
     has_preamble: bool = False
+    count: int = 0  # elements seen, nested ones included (`MaximumDicomElements`)
+    max_elements: int = 0
+    max_depth: int = 0
 
 
 def scan(buf: bytes) -> Header:
-    """Scan a whole file; raises MalformedDicom."""
-    h = Header()
+    """Scan a whole file; raises MalformedDicom, also past the limits of sequence depth, number of
+    elements and inflated size (limits.py), so that the work stays linear and bounded for any input."""
+    bounds = limits.current()
+    h = Header(max_elements=bounds.elements, max_depth=bounds.sequence_depth)
     pos = 0
     if len(buf) >= 132 and buf[128:132] == b"DICM":
         pos = 132
@@ -73,7 +78,7 @@ def scan(buf: bytes) -> Header:
     if ts == DEFLATED:
         try:
             d = zlib.decompressobj(-zlib.MAX_WBITS)
-            body = d.decompress(buf[pos:], MAX_INFLATED)
+            body = d.decompress(buf[pos:], bounds.decompressed)
         except zlib.error as e:
             raise MalformedDicom(f"bad deflated data: {e}") from None
         if d.unconsumed_tail:
@@ -150,7 +155,7 @@ def _dictionary_vr(tag: int) -> str | None:
 def _scan_dataset(buf: bytes, pos: int, end: int, h: Header, record: bool, allow_offset: bool,
                   depth: int = 0, item: bool = False, implicit: bool | None = None) -> int:
     """Walk the elements in [pos, end); with `item`, stop after an item delimitation item."""
-    if depth > MAX_DEPTH:
+    if depth > h.max_depth:
         raise MalformedDicom("sequences nested too deeply")
     implicit = h.implicit if implicit is None else implicit
     little = h.little
@@ -166,6 +171,9 @@ def _scan_dataset(buf: bytes, pos: int, end: int, h: Header, record: bool, allow
             raise MalformedDicom("truncated element header")
         group, elem, length = hdr.unpack_from(buf, pos)
         start = pos
+        h.count += 1
+        if h.count > h.max_elements:
+            raise MalformedDicom("too many data elements")
         if group == 0xFFFE:
             if elem == 0xE00D and item:
                 return pos + 8
@@ -194,7 +202,7 @@ def _scan_dataset(buf: bytes, pos: int, end: int, h: Header, record: bool, allow
             before_pixels = False
         if length == _UNDEFINED:
             if tag == PIXEL_DATA:
-                pos = _scan_fragments(buf, pos, end, little)
+                pos = _scan_fragments(buf, pos, end, h)
             else:
                 seq_implicit = implicit or vr_text == "UN"
                 pos = _scan_sequence(buf, pos, end, h, depth + 1, seq_implicit)
@@ -223,6 +231,7 @@ def _scan_sequence(buf: bytes, pos: int, end: int, h: Header, depth: int, implic
             raise MalformedDicom("truncated sequence")
         group, elem, length = hdr.unpack_from(buf, pos)
         pos += 8
+        _count(h)
         if group != 0xFFFE:
             raise MalformedDicom("bad item")
         if elem == 0xE0DD:
@@ -245,6 +254,7 @@ def _scan_sequence_defined(buf: bytes, pos: int, end: int, h: Header, depth: int
             raise MalformedDicom("truncated item")
         group, elem, length = hdr.unpack_from(buf, pos)
         pos += 8
+        _count(h)
         if group != 0xFFFE or elem != 0xE000:
             raise MalformedDicom("bad item tag")
         if length == _UNDEFINED:
@@ -256,13 +266,20 @@ def _scan_sequence_defined(buf: bytes, pos: int, end: int, h: Header, depth: int
             pos += length
 
 
-def _scan_fragments(buf: bytes, pos: int, end: int, little: bool) -> int:
-    hdr = _LE if little else _BE
+def _count(h: Header) -> None:
+    h.count += 1
+    if h.count > h.max_elements:
+        raise MalformedDicom("too many data elements")
+
+
+def _scan_fragments(buf: bytes, pos: int, end: int, h: Header) -> int:
+    hdr = _LE if h.little else _BE
     while True:
         if pos + 8 > end:
             raise MalformedDicom("truncated pixel data")
         group, elem, length = hdr.unpack_from(buf, pos)
         pos += 8
+        _count(h)
         if group != 0xFFFE:
             raise MalformedDicom("bad fragment")
         if elem == 0xE0DD:

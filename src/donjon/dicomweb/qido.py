@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ..core.find import FindQuery, find, read_header
-from ..core.matching import Constraint, normalize, parse_constraint
+from ..core.matching import Constraint, glob_match, normalize, parse_constraint
 from ..dicom.json_tags import parse_tag
 from ..dicom.main_tags import MAIN_TAGS
 from ..errors import ErrorCode, OrthancError
@@ -99,8 +99,8 @@ class FuzzyConstraint(Constraint):
         v = normalize(candidate)
         if super().matches(candidate):
             return True
-        assert self.regex is not None
-        return any(self.regex.match(word) for word in re.split(r"[\^= ,]+", v) if word)
+        prefix = self.value + "*"  # a prefix of any name part; glob_match never backtracks
+        return any(glob_match(prefix, word) for word in re.split(r"[\^= ,]+", v) if word)
 
     def index_operation(self) -> tuple[str, object] | None:
         return None  # prefix of any component: the normalised index cannot narrow it

@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from ..dicom.pixel_guard import enforce as guard_pixels
+from ..errors import OrthancError
+
 JPEG, PNG, GIF = "image/jpeg", "image/png", "image/gif"
 _FORMATS = {JPEG: "JPEG", PNG: "PNG", GIF: "GIF"}
 THUMBNAIL_SIZE = 128
@@ -167,6 +170,7 @@ def render_frame(data: bytes, syntax: str | None, index: int, options: RenderOpt
         count = max(int(ds.get("NumberOfFrames") or 1), 1)
         if not 0 <= index < count:
             raise IndexError(index)
+        guard_pixels(ds)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = pixel_array(ds, index=index if count > 1 else None)
@@ -174,7 +178,7 @@ def render_frame(data: bytes, syntax: str | None, index: int, options: RenderOpt
         if photometric == "PALETTE COLOR":
             from pydicom.pixels import apply_color_lut
             arr = apply_color_lut(arr, ds)
-    except (Unrenderable, IndexError):
+    except (Unrenderable, IndexError, OrthancError):
         raise
     except Exception as e:
         raise Unrenderable(str(e)) from None

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dicom.pixel_guard import enforce as guard_pixels
+from ..errors import OrthancError
+
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
@@ -98,6 +101,7 @@ def _native_pixels(ds) -> None:  # type: ignore[no-untyped-def]
     if "PixelData" not in ds:
         ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_LE)
         return
+    guard_pixels(ds, whole=True)
     if syntax not in NATIVE:
         ds.decompress()  # Explicit VR Little Endian, YBR converted to RGB as DCMTK does
         return
@@ -190,7 +194,10 @@ def decoded_frame(data: bytes, syntax: str | None, index: int) -> bytes:
     try:
         ds = _read(data, syntax)
         count = max(int(ds.get("NumberOfFrames") or 1), 1)
+        guard_pixels(ds)
         arr = pixel_array(ds, index=index if count > 1 else None)
+    except OrthancError:
+        raise
     except Exception as e:
         raise Untranscodable(str(e)) from None
     return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"))).tobytes()

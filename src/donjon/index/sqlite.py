@@ -34,6 +34,8 @@ _READER_CACHE_KB = 4096
 class SQLiteIndex:
     """The default index. `path` is the database file (created with its schema if missing)."""
 
+    shared = False  # one process owns the file: in-process caches of index rows stay valid
+
     def __init__(self, path: str, synchronous: bool = True):
         self.path = path
         self.synchronous = synchronous

@@ -94,6 +94,13 @@ class SQLiteReader:
             "JOIN sub ON r.parent_id = sub.id) SELECT id FROM sub", (internal_id,))
         return [r[0] for r in rows]
 
+    def subtree_resources(self, internal_id: int) -> list[tuple[int, int, str]]:
+        """(level, internal id, public id) of a resource and its descendants."""
+        return [(lvl, rid, pub) for rid, lvl, pub in self.conn.execute(
+            "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r "
+            "JOIN sub ON r.parent_id = sub.id) SELECT r.id, r.level, r.public_id FROM resources r "
+            "JOIN sub ON r.id = sub.id", (internal_id,))]
+
     # -- metadata and attachments -------------------------------------------------------------
     def metadata(self, internal_id: int) -> dict[int, tuple[str, int]]:
         rows = self.conn.execute(
@@ -115,6 +122,12 @@ class SQLiteReader:
         row = self.conn.execute("SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?",
                                 (internal_id, md_type)).fetchone()
         return (row[0], row[1]) if row else None
+
+    def children_metadata(self, parent_id: int, md_type: int) -> list[str]:
+        """One metadata of every child of a resource (e.g. IndexInSeries of a series' instances)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT m.value FROM resources r JOIN metadata m ON m.resource_id = r.id AND m.type = ? "
+            "WHERE r.parent_id = ?", (md_type, parent_id))]
 
     def resource_metadata(self, public_id: str, md_type: int) -> tuple[int, str | None, int] | None:
         """(level, value, revision) of one metadata of a resource given by its public id, in one statement.
@@ -214,6 +227,12 @@ class SQLiteReader:
 
     def has_changes_after(self, seq: int) -> bool:
         return self.conn.execute("SELECT 1 FROM changes WHERE seq > ? LIMIT 1", (seq,)).fetchone() is not None
+
+    def last_change_date(self, internal_id: int, change_type: int) -> str | None:
+        """Date of the latest change of that type about a resource."""
+        row = self.conn.execute("SELECT date FROM changes WHERE resource_id = ? AND type = ? ORDER BY seq DESC LIMIT 1",
+                                (internal_id, change_type)).fetchone()
+        return row[0] if row else None
 
     def exports(self, since: int, limit: int) -> list[dict[str, Any]]:
         rows = self.conn.execute(
@@ -341,12 +360,30 @@ class SQLiteWriter(SQLiteReader):
     def after_commit(self, action: Callable[[], None]) -> None:
         self._after_commit.append(action)
 
+    # -- concurrency: one writer at a time already (these exist for the PostgreSQL index) --------
+    def lock_recycling(self) -> None:
+        pass
+
+    def lock_tree(self, internal_id: int) -> None:
+        pass
+
+    def lock_resource(self, internal_id: int) -> bool:
+        return True
+
     def create_resource(self, level: int, public_id: str, parent_id: int | None,
                         tags: bytes, patient_tags: bytes | None) -> int:
         cur = self.conn.execute(
             "INSERT INTO resources (level, public_id, parent_id, tags, patient_tags) VALUES (?, ?, ?, ?, ?)",
             (level, public_id, parent_id, tags, patient_tags))
         return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def get_or_create_resource(self, level: int, public_id: str, parent_id: int | None,
+                               tags: bytes, patient_tags: bytes | None) -> tuple[int, int, bool]:
+        """(internal id, level, created): the existing resource, or a new one."""
+        found = self.lookup(public_id)
+        if found is not None:
+            return found[0], found[1], False
+        return self.create_resource(level, public_id, parent_id, tags, patient_tags), level, True
 
     def set_identifiers(self, internal_id: int, values: Iterable[tuple[int, str]]) -> None:
         self.conn.executemany("INSERT OR REPLACE INTO identifiers (resource_id, tag, norm) VALUES (?, ?, ?)",
@@ -396,10 +433,9 @@ class SQLiteWriter(SQLiteReader):
         self.add_attachment(internal_id, info)
         return old
 
-    def log_change(self, change_type: int, internal_id: int, level: int, date: str) -> int:
-        cur = self.conn.execute("INSERT INTO changes (type, resource_id, level, date) VALUES (?, ?, ?, ?)",
-                                (change_type, internal_id, level, date))
-        return int(cur.lastrowid)  # type: ignore[arg-type]
+    def log_change(self, change_type: int, internal_id: int, level: int, date: str) -> None:
+        self.conn.execute("INSERT INTO changes (type, resource_id, level, date) VALUES (?, ?, ?, ?)",
+                          (change_type, internal_id, level, date))
 
     def log_export(self, row: dict[str, Any]) -> None:
         self.conn.execute(

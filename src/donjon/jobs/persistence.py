@@ -40,26 +40,51 @@ def register_loader(job_type: str, loader: Loader) -> None:
     LOADERS[job_type] = loader
 
 
+def serialize_record(rec: JobRecord) -> dict[str, Any] | None:
+    """One job as saved (an item of the registry's "Jobs"); None if the job cannot be saved."""
+    try:
+        saved = rec.job.serialize()
+    except Exception:
+        log.exception("cannot serialize job %s", rec.id)
+        return None
+    if saved is None:
+        return None
+    return {
+        "State": rec.state.value,
+        "Priority": rec.priority,
+        "CreationTime": format_time(rec.creation_time),
+        "LastChangeTime": format_time(rec.last_change_time),
+        "Runtime": int(rec.effective_runtime() * 1000),
+        "ErrorCode": rec.error_code,
+        "ErrorDetails": rec.error_details,
+        "Job": saved,
+    }
+
+
+def restore_record(ctx: ServerContext, job_id: str, item: dict[str, Any]) -> JobRecord:
+    """A saved job back as a record (not yet in an engine); raises if it cannot be read back."""
+    body = item["Job"]
+    loader = LOADERS.get(body["Type"])
+    if loader is None:
+        raise ValueError(f"unknown job type {body['Type']}")
+    job = loader(ctx, body)
+    rec = JobRecord(id=job_id, job=job, priority=int(item["Priority"]),
+                    state=JobState(item["State"]),
+                    creation_time=parse_time(item["CreationTime"]),
+                    last_change_time=parse_time(item["LastChangeTime"]),
+                    runtime=int(item.get("Runtime", 0)) / 1000.0,
+                    error_code=int(item.get("ErrorCode", 0)),
+                    error_details=str(item.get("ErrorDetails", "")))
+    rec.refresh()
+    return rec
+
+
 def serialize_registry(engine: JobsEngine) -> bytes:
     jobs: dict[str, Any] = {}
     for rec in engine.records():
-        try:
-            saved = rec.job.serialize()
-        except Exception:
-            log.exception("cannot serialize job %s", rec.id)
-            continue
-        if saved is None:
-            continue
-        jobs[rec.id] = {
-            "State": rec.state.value,
-            "Priority": rec.priority,
-            "CreationTime": format_time(rec.creation_time),
-            "LastChangeTime": format_time(rec.last_change_time),
-            "Runtime": int(rec.effective_runtime() * 1000),
-            "ErrorCode": rec.error_code,
-            "ErrorDetails": rec.error_details,
-            "Job": saved,
-        }
+        item = serialize_record(rec)
+        if item is not None:
+            jobs[rec.id] = item
     return orjson.dumps({"Type": "JobsRegistry", "Jobs": jobs})
 
 
@@ -77,20 +102,7 @@ def load_registry(ctx: ServerContext, engine: JobsEngine, text: str) -> int:
     ordered = sorted(saved.items(), key=lambda kv: str(kv[1].get("LastChangeTime", "")))
     for job_id, item in ordered:
         try:
-            body = item["Job"]
-            loader = LOADERS.get(body["Type"])
-            if loader is None:
-                raise ValueError(f"unknown job type {body['Type']}")
-            job = loader(ctx, body)
-            rec = JobRecord(id=job_id, job=job, priority=int(item["Priority"]),
-                            state=JobState(item["State"]),
-                            creation_time=parse_time(item["CreationTime"]),
-                            last_change_time=parse_time(item["LastChangeTime"]),
-                            runtime=int(item.get("Runtime", 0)) / 1000.0,
-                            error_code=int(item.get("ErrorCode", 0)),
-                            error_details=str(item.get("ErrorDetails", "")))
-            rec.refresh()
-            engine.restore(rec)
+            engine.restore(restore_record(ctx, job_id, item))
             count += 1
         except Exception as e:
             log.warning("Cannot restore the saved job %s, it is skipped: %s", job_id, e)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..registry import GlobalProperty
 from .engine import Job, JobsEngine
+from .leases import LeasedJobs
 from .persistence import JobsSaver, load_registry
 
 if TYPE_CHECKING:
@@ -30,10 +31,18 @@ class JobsService:
         self.engine = JobsEngine(config["ConcurrentJobs"], config["JobsHistorySize"])
         self.save_jobs = bool(config["SaveJobs"])
         self.media_archive_size = int(config["MediaArchiveSize"])
-        self.saver: JobsSaver | None = None
+        self.saver: JobsSaver | LeasedJobs | None = None
+        self.leases: LeasedJobs | None = None
         self._archives: OrderedDict[int, Job] = OrderedDict()
         self._archives_lock = threading.Lock()
-        if self.save_jobs:
+        store = getattr(ctx.index, "jobs_store", None)
+        if self.save_jobs and ctx.index.shared and store is not None:
+            # several processes on one index: a row and a lease per job (jobs/leases.py)
+            if not reload_saved:
+                log.warning("--no-jobs: the jobs of stopped processes are not taken over")
+            self.leases = LeasedJobs(ctx, self.engine, store, ctx.index.settings.lease, take_over=reload_saved)
+            self.saver = self.leases
+        elif self.save_jobs:
             if reload_saved:
                 text = ctx.index.reader().global_property(GlobalProperty.JOBS_REGISTRY)
                 if text:
@@ -46,6 +55,26 @@ class JobsService:
         self.engine.start()
         if self.saver is not None:
             self.saver.start()
+
+    # -- status of any job, including those run by other processes (shared index) ------------------
+    def info(self, job_id: str) -> dict[str, Any] | None:
+        info = self.engine.info(job_id)
+        if info is None and self.leases is not None:
+            return self.leases.remote_info(job_id)
+        return info
+
+    def ids(self) -> list[str]:
+        ids = self.engine.ids()
+        if self.leases is None:
+            return ids
+        return sorted(set(ids) | set(self.leases.remote_ids()))
+
+    def all_info(self) -> list[dict[str, Any]]:
+        local = {info["ID"]: info for info in self.engine.all_info()}
+        if self.leases is not None:
+            for job_id, info in self.leases.remote_infos().items():
+                local.setdefault(job_id, info)
+        return [local[i] for i in sorted(local)]
 
     def submit(self, job: Job, priority: int = 0) -> str:
         return self.engine.submit(job, priority)

@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 _REQUESTS = {C_ECHO: "echo", C_STORE: "store", C_FIND: "find", C_MOVE: "move", C_GET: "get"}
-_MAX_ASSOCIATIONS = 256
 
 
 class _ScpAssociation(FastAssociation):
@@ -45,6 +44,7 @@ class _ScpAssociation(FastAssociation):
     calling_aet = ""
     called_aet = ""
     remote_ip = ""
+    counted = False  # holds one of the DicomMaximumAssociations slots
 
     def _serve_request(self, msg: Any, context_id: int) -> None:
         if self._sent_release or not msg.is_valid_request:
@@ -90,13 +90,17 @@ class DicomServer:
         self.unknown_sop_accepted: bool = config["UnknownSopClassAccepted"]
         self.transfer_syntaxes = accepted_syntaxes(config)
         self.slots = threading.BoundedSemaphore(max(1, int(config["DicomThreadsCount"])))
+        self._cap_lock = threading.Lock()
         timeout = float(config["DicomScpTimeout"]) or None
         self.ae = ApplicationEntity(ae_title=self.aet)
         self.ae.maximum_pdu_size = int(config["MaximumPduLength"])
         self.ae.network_timeout = timeout
         self.ae.acse_timeout = timeout or 30
         self.ae.dimse_timeout = timeout
-        self.ae.maximum_associations = _MAX_ASSOCIATIONS
+        # the cap counts associations whose request came in (see _on_requested): connections that stay
+        # silent are no association yet, and DicomScpTimeout closes them
+        self.max_associations = int(config["DicomMaximumAssociations"])
+        self.ae.maximum_associations = 1 << 20
         self.ae.require_called_aet = False
         self.ae.require_calling_aet = []
         self.server: _Server | None = None
@@ -119,6 +123,7 @@ class DicomServer:
             log.error("Cannot listen on the DICOM port %d: %s", self.port, e)
             raise OrthancError(ErrorCode.DICOM_PORT_IN_USE) from None
         server.donjon = self
+        server.max_connections = 2 * self.max_associations + 16
         self.ae._servers.append(server)
         self.server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -152,6 +157,13 @@ class DicomServer:
         assoc.remote_ip = str(assoc.requestor.address)
         reason = self._refusal(str(rq.application_context_name), assoc.called_aet, assoc.calling_aet,
                                assoc.remote_ip)
+        if not reason and self._over_cap(assoc):
+            log.warning("DICOM association refused (more than %d at once): calling AET %s from %s",
+                        self.max_associations, assoc.calling_aet, assoc.remote_ip)
+            assoc.acse.send_reject(0x02, 0x03, 0x02)  # transient, presentation related, local limit exceeded
+            evt.trigger(assoc, evt.EVT_REJECTED, {})
+            assoc.kill()
+            return
         if reason:
             log.warning("DICOM association refused (%s): calling AET %s from %s, called AET %s", reason[1],
                         assoc.calling_aet, assoc.remote_ip, assoc.called_aet)
@@ -160,6 +172,18 @@ class DicomServer:
             assoc.kill()
             return
         assoc.acceptor.supported_contexts = self._contexts_for(rq.presentation_context_definition_list)
+
+    def _over_cap(self, assoc: _ScpAssociation) -> bool:
+        server = self.server
+        if server is None:
+            return False
+        with self._cap_lock:
+            others = sum(1 for a in server.active_associations
+                         if a is not assoc and getattr(a, "counted", False) and not a._kill)
+            if others >= self.max_associations:
+                return True
+            assoc.counted = True
+            return False
 
     def _refusal(self, app_context: str, called: str, calling: str, ip: str) -> tuple[int, str] | None:
         if app_context != APPLICATION_CONTEXT:

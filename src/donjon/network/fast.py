@@ -21,6 +21,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
@@ -94,16 +95,27 @@ class FastSocket(AssociationSocket):
         return self.raw_socket.error if self.raw_socket is not None else ""
 
     def recv(self, nr_bytes: int) -> bytearray:
+        """Read exactly `nr_bytes`, within the network timeout counted from the first byte of the read
+        (not per packet: a peer trickling one byte at a time cannot hold the association)."""
         sock = cast(socket.socket, self.socket)
         buf = bytearray(nr_bytes)
         view = memoryview(buf)
         got = 0
+        timeout = self.assoc.network_timeout
+        deadline = time.monotonic() + timeout if timeout else None
         while got < nr_bytes:
+            if deadline is not None and got:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("PDU not received within the network timeout")
+                sock.settimeout(remaining)
             n = sock.recv_into(view[got:], nr_bytes - got)
             if not n:
                 del view
                 return buf[:got]  # the peer closed: the caller sees a short read
             got += n
+        if deadline is not None and nr_bytes > 0 and sock.gettimeout() != timeout:
+            sock.settimeout(timeout)
         return buf
 
     def send(self, bytestream: bytes) -> None:
@@ -317,6 +329,15 @@ class FastAssociation(Association):
 
     def kill(self) -> None:
         self._wake.set()
+        if self.dul.is_alive() and self.dul.state_machine.current_state in ("Sta2", "Sta13"):
+            # no A-ASSOCIATE-RQ came in time (or the peer never closed): pynetdicom would wait for the
+            # DUL to reach Sta1, which a silent peer never lets happen; closing the transport does
+            sock = self.dul.socket
+            if sock is not None:
+                try:
+                    sock.close()
+                except Exception:
+                    pass
         super().kill()
 
     def _run_reactor(self) -> None:
@@ -391,6 +412,16 @@ class FastServer(ThreadedAssociationServer):
     """The listening server: TCP_NODELAY and a read timeout on every accepted socket."""
 
     daemon_threads = True
+    max_connections = 1 << 30  # open TCP connections, associated or not (set by the owner)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Beyond `max_connections`, connections are closed at once (a flood of idle sockets would
+        otherwise cost two threads each); the association cap itself is answered with A-ASSOCIATE-RJ."""
+        acceptors = sum(1 for t in threading.enumerate() if "AcceptorThread" in t.name)
+        if acceptors >= self.max_connections:
+            log.warning("Too many DICOM connections (%d): closing the one from %s", acceptors, client_address)
+            return False
+        return True
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = super().get_request()

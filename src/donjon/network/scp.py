@@ -149,14 +149,14 @@ def store_received(ctx: ServerContext, payload: bytes, context: Any, req: Any, o
         return DOES_NOT_MATCH
     data = file_meta(sop_class, sop_instance, ts) + payload
     try:
-        ctx.store(data, origin)
+        result = ctx.store(data, origin)
     except OrthancError as e:
         log.warning("C-STORE of %s from %s failed: %s", sop_instance, origin.remote_aet, e.details or e.description)
         return UNABLE_TO_PROCESS if e.code == ErrorCode.BAD_FILE_FORMAT else OUT_OF_RESOURCES
     except Exception:
         log.exception("C-STORE of %s failed", sop_instance)
         return OUT_OF_RESOURCES
-    return SUCCESS
+    return result.dimse_status  # SUCCESS, or the status of a plugin's C-STORE filter
 
 
 # -- C-FIND ---------------------------------------------------------------------------------------------
@@ -167,6 +167,9 @@ def handle_find(server: DicomServer, assoc: Any, req: C_FIND, context: Presentat
     rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
     ctx = server.get_ctx()
     config = ctx.config
+    if ctx.plugins is not None and ctx.plugins.find_callback is not None:
+        _plugin_find(ctx, assoc, req, context)
+        return
     try:
         q = read_identifier(_decode(req.Identifier, context), ctx.default_encoding)
         limit = config["LimitFindInstances"] if q.level == Level.INSTANCE else config["LimitFindResults"]
@@ -188,6 +191,29 @@ def handle_find(server: DicomServer, assoc: Any, req: C_FIND, context: Presentat
         send_dimse(assoc, cx_id, pending, encoder.encode(answer, q))
     if not complete:
         log.warning("Too many results for an incoming C-FIND query")
+    send_dimse(assoc, cx_id, find_response(msg_id, sop_class, SUCCESS if complete else CANCEL, False))
+
+
+def _plugin_find(ctx: ServerContext, assoc: Any, req: C_FIND, context: PresentationContext) -> None:
+    """A C-FIND answered by the Python plugin's callback (`RegisterFindCallback`), as in Orthanc."""
+    assert ctx.plugins is not None
+    msg_id, sop_class, cx_id = int(req.MessageID), str(req.AffectedSOPClassUID), int(context.context_id or 0)
+    try:
+        found = ctx.plugins.find(_decode(req.Identifier, context), _syntax(context), assoc.calling_aet,
+                                 assoc.called_aet)
+    except Exception:
+        log.exception("C-FIND from %s failed in the plugin", assoc.calling_aet)
+        found = None
+    if found is None:
+        send_dimse(assoc, cx_id, find_response(msg_id, sop_class, UNABLE_TO_PROCESS, False))
+        return
+    answers, complete = found
+    pending = find_response(msg_id, sop_class, PENDING, True)
+    for answer in answers:
+        if _cancelled(assoc, req.MessageID):
+            send_dimse(assoc, cx_id, find_response(msg_id, sop_class, CANCEL, False))
+            return
+        send_dimse(assoc, cx_id, pending, answer)
     send_dimse(assoc, cx_id, find_response(msg_id, sop_class, SUCCESS if complete else CANCEL, False))
 
 
@@ -241,6 +267,14 @@ def handle_move(server: DicomServer, assoc: Any, req: C_MOVE, context: Presentat
     rsp.MessageIDBeingRespondedTo = req.MessageID
     rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
     ctx = server.get_ctx()
+    if ctx.plugins is not None and ctx.plugins.move_callback is not None:
+        # the plugin's callback replaces the C-MOVE SCP: one sub-operation, failed if it raised
+        ok = ctx.plugins.move(_decode(req.Identifier, context), assoc.calling_aet, assoc.called_aet,
+                              str(req.MoveDestination).strip(), int(req.MessageID))
+        _counters(rsp, 0, 1 if ok else 0, 0 if ok else 1, 0)
+        rsp.Status = SUCCESS if ok else SUBOPS_WARNING
+        _send(assoc, rsp, context)
+        return
     try:
         destination = destination_of(server, str(req.MoveDestination).strip())
         instances = _lookup(ctx, req, context, level_required=False)

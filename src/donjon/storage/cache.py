@@ -42,33 +42,33 @@ class CachingStorage:
                 self._items.move_to_end(uuid)
             return data
 
-    def create(self, uuid: str, data: bytes) -> None:
-        self.inner.create(uuid, data)
+    def create(self, uuid: str, data: bytes, content_type: int | None = None) -> None:
+        self.inner.create(uuid, data, content_type)
         self._put(uuid, bytes(data))
 
-    def read(self, uuid: str) -> bytes:
+    def read(self, uuid: str, content_type: int | None = None) -> bytes:
         data = self._get(uuid)
         if data is None:
-            data = self.inner.read(uuid)
+            data = self.inner.read(uuid, content_type)
             self._put(uuid, data)
         return data
 
-    def read_range(self, uuid: str, start: int, end: int) -> bytes:
+    def read_range(self, uuid: str, start: int, end: int, content_type: int | None = None) -> bytes:
         data = self._get(uuid)
         if data is None:
-            return self.inner.read_range(uuid, start, end)
+            return self.inner.read_range(uuid, start, end, content_type)
         if end > len(data):
             from ..errors import ErrorCode, OrthancError
 
             raise OrthancError(ErrorCode.BAD_RANGE)
         return data[start:end]
 
-    def remove(self, uuid: str) -> None:
+    def remove(self, uuid: str, content_type: int | None = None) -> None:
         with self._lock:
             old = self._items.pop(uuid, None)
             if old is not None:
                 self._size -= len(old)
-        self.inner.remove(uuid)
+        self.inner.remove(uuid, content_type)
 
     def has_read_range(self) -> bool:
         return self.inner.has_read_range()

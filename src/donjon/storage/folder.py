@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ class FolderStorage:
     def path_of(self, uuid: str) -> str | None:
         return self._path(uuid)
 
-    def create(self, uuid: str, data: bytes) -> None:
+    def create(self, uuid: str, data: bytes, content_type: int | None = None) -> None:
         """Write and fsync the file. The directory entry is made durable by the same journal commit on
         journaling file systems (ext4, xfs), which is what Orthanc relies on too."""
         path = self._path(uuid)
@@ -42,7 +43,7 @@ class FolderStorage:
         except OSError as e:
             os.close(fd)
             self._unlink(path)
-            raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, str(e.strerror)) from None
+            raise _write_error(e) from None
         os.close(fd)
 
     @staticmethod
@@ -51,21 +52,24 @@ class FolderStorage:
             try:
                 return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileNotFoundError:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                try:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                except OSError as e:
+                    raise _write_error(e) from None
             except FileExistsError:
                 raise OrthancError(ErrorCode.INTERNAL_ERROR, f"Storage file already exists: {uuid}") from None
             except OSError as e:
-                raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, str(e.strerror)) from None
+                raise _write_error(e) from None
         raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, f"Cannot create the folder of {uuid}")
 
-    def read(self, uuid: str) -> bytes:
+    def read(self, uuid: str, content_type: int | None = None) -> bytes:
         try:
             with open(self._path(uuid), "rb") as f:
                 return f.read()
         except FileNotFoundError:
             raise OrthancError(ErrorCode.INEXISTENT_FILE) from None
 
-    def read_range(self, uuid: str, start: int, end: int) -> bytes:
+    def read_range(self, uuid: str, start: int, end: int, content_type: int | None = None) -> bytes:
         try:
             with open(self._path(uuid), "rb") as f:
                 f.seek(start)
@@ -79,7 +83,14 @@ class FolderStorage:
     def has_read_range(self) -> bool:
         return True
 
-    def remove(self, uuid: str) -> None:
+    def size_of(self, uuid: str, content_type: int | None = None) -> int | None:
+        """The size of the file, None when it does not exist."""
+        try:
+            return os.stat(self._path(uuid)).st_size
+        except FileNotFoundError:
+            return None
+
+    def remove(self, uuid: str, content_type: int | None = None) -> None:
         path = self._path(uuid)
         self._unlink(path)
         for directory in (os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
@@ -109,6 +120,13 @@ class FolderStorage:
                     if _UUID.match(name) and name[0:2] == first and name[2:4] == second:
                         found.append(name)
         return found
+
+
+def _write_error(e: OSError) -> OrthancError:
+    """A full disk (or quota) is Orthanc's FullStorage, answered 507 (REST) and 0xA700 (DIMSE)."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OrthancError(ErrorCode.FULL_STORAGE, f"The storage area is full: {e.strerror}", http_status=507)
+    return OrthancError(ErrorCode.CANNOT_WRITE_FILE, str(e.strerror))
 
 
 def _listdir(path: str) -> list[str]:

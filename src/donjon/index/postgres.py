@@ -1,0 +1,256 @@
+"""The PostgreSQL index: a psycopg 3 connection pool, one database transaction per write, retries.
+
+Every write runs in its own pooled connection and transaction (READ COMMITTED), in psycopg's pipeline
+mode: PostgreSQL commits concurrent transactions together by itself, so there is no group committer
+here, and a statement whose result is not needed costs no round trip. A write that meets
+another writer (deadlock, serialization failure, a row created or deleted meanwhile) is rolled back
+and run again, up to `_WRITE_ATTEMPTS` times; write functions only act on their transaction, so this
+is safe. Statements are prepared by psycopg once a connection has run them a few times.
+
+`Lock` (default true): the process holds an exclusive advisory lock for its lifetime, so a second
+Donjon (or a misconfigured one) cannot open the database. With `Lock: false` every process holds the
+shared form of that lock, `shared` is true and the core coordinates through the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from importlib import resources as pkg_resources
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..errors import ErrorCode, OrthancError
+from .postgres_jobs import PgJobStore
+from .postgres_queries import PgReader, PgWriter
+from .postgres_settings import PostgresSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_INSTANCE_LOCK = 0x446F6E6A6F6E00  # advisory lock of the database: exclusive with Lock, else shared
+_SCHEMA_LOCK = 0x446F6E6A6F6E02
+_WRITE_ATTEMPTS = 12
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation,
+              pg_errors.ForeignKeyViolation, pg_errors.LockNotAvailable)
+
+
+def _database_error(e: BaseException) -> OrthancError:
+    if isinstance(e, OrthancError):
+        return e
+    if isinstance(e, (psycopg.OperationalError, PoolTimeout)):
+        return OrthancError(ErrorCode.DATABASE_UNAVAILABLE, f"PostgreSQL: {e}")
+    return OrthancError(ErrorCode.DATABASE, f"PostgreSQL: {e}")
+
+
+class _PooledReader:
+    """`index.reader()`: each method borrows a connection for one statement (autocommit)."""
+
+    def __init__(self, index: PostgresIndex):
+        self._index = index
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(PgReader, name)
+        index = self._index
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            current = getattr(index._local, "tx", None)
+            if current is not None:  # inside a read or a write of this thread: same connection
+                return method(current, *args, **kwargs)
+            try:
+                with index.pool.connection() as conn:
+                    return method(PgReader(conn), *args, **kwargs)
+            except (psycopg.Error, PoolTimeout) as e:
+                raise _database_error(e) from None
+        return call
+
+
+class PostgresIndex:
+    """The index in a PostgreSQL database (created with its schema if empty)."""
+
+    pipeline = True  # psycopg's pipeline mode for transactions (False: one round trip per statement)
+
+    def __init__(self, settings: PostgresSettings):
+        self.settings = settings
+        self.shared = not settings.lock
+        self._local = threading.local()
+        self._closed = False
+        self._lock_conn = self._connect_with_retries()
+        try:
+            self._take_instance_lock()
+            self._migrate()
+            self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                settings.conninfo(), min_size=min(2, settings.connections), max_size=settings.connections,
+                kwargs={"autocommit": True, "prepare_threshold": 2}, name="donjon-index", open=True, timeout=60)
+        except BaseException:
+            self._lock_conn.close()
+            raise
+        self._reader = _PooledReader(self)
+        self.jobs_store = PgJobStore(self)
+        if settings.enable_storage:
+            log.warning('"PostgreSQL.EnableStorage" is ignored: the DICOM files stay in the storage area')
+        log.warning("The index is in PostgreSQL (%s), %s", settings.describe(),
+                    "shared with other processes" if self.shared else "locked by this process")
+
+    # -- start-up -----------------------------------------------------------------------------------
+    def _connect_with_retries(self) -> psycopg.Connection[Any]:
+        s = self.settings
+        attempts = max(s.max_retries, 0) + 1
+        for attempt in range(attempts):
+            try:
+                return psycopg.connect(s.conninfo(), autocommit=True)
+            except psycopg.OperationalError as e:
+                reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+                if attempt + 1 >= attempts:
+                    raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE,
+                                       f"Cannot connect to PostgreSQL at {s.describe()}: {reason}") from None
+                log.warning("Cannot connect to PostgreSQL at %s (%s), retrying in %d s (%d/%d)",
+                            s.describe(), reason, s.retry_interval, attempt + 1, s.max_retries)
+                time.sleep(s.retry_interval)
+        raise AssertionError("unreachable")
+
+    def _take_instance_lock(self) -> None:
+        fn = "pg_try_advisory_lock" if self.settings.lock else "pg_try_advisory_lock_shared"
+        row = self._lock_conn.execute(f"SELECT {fn}(%s)", (_INSTANCE_LOCK,)).fetchone()  # type: ignore[arg-type]
+        if not row or not row[0]:
+            self._lock_conn.close()
+            if self.settings.lock:
+                detail = "The PostgreSQL database is locked by another instance of Donjon"
+            else:
+                detail = ("The PostgreSQL database is locked by an instance of Donjon running with "
+                          '"Lock": true')
+            raise OrthancError(ErrorCode.DATABASE, detail)
+
+    def _migrate(self) -> None:
+        conn = self._lock_conn
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            exists = conn.execute("SELECT to_regclass('donjon_schema') IS NOT NULL").fetchone()
+            if exists and exists[0]:
+                row = conn.execute("SELECT max(version) FROM donjon_schema").fetchone()
+                version = int(row[0]) if row and row[0] is not None else 0
+                if version > SCHEMA_VERSION:
+                    raise OrthancError(ErrorCode.INCOMPATIBLE_DATABASE_VERSION,
+                                       f"The PostgreSQL index has schema version {version}, newer than this "
+                                       f"Donjon ({SCHEMA_VERSION})")
+                # future migrations: `if version < 2: ...; UPDATE donjon_schema SET version = 2`
+                return
+            other = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                                 "current_schema()").fetchone()
+            if other and other[0]:
+                raise OrthancError(ErrorCode.INCOMPATIBLE_DATABASE_VERSION,
+                                   f"The PostgreSQL database {self.settings.describe()} is not empty and is not a "
+                                   "Donjon index (an Orthanc index cannot be opened)")
+            schema = pkg_resources.files("donjon.index").joinpath("schema_postgres.sql").read_text()
+            conn.execute(schema)  # type: ignore[arg-type] - no parameters: run as one script
+            conn.execute("INSERT INTO donjon_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            log.warning("Created the PostgreSQL index (schema version %d)", SCHEMA_VERSION)
+
+    # -- public API -------------------------------------------------------------------------------
+    def reader(self) -> PgReader:
+        """For reads of one statement, outside any transaction (each call borrows a connection)."""
+        return self._reader  # type: ignore[return-value]
+
+    def read(self, fn: Callable[[PgReader], T]) -> T:
+        """Run `fn` on one snapshot (a REPEATABLE READ, read-only transaction)."""
+        current = getattr(self._local, "tx", None)
+        if current is not None:
+            return fn(current)
+        if self._closed:
+            raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
+        try:
+            with self.pool.connection() as conn:
+                reader = PgReader(conn)
+                self._local.tx = reader
+                try:  # (pipeline mode measured slower here: reads wait for each answer anyway)
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    value = fn(reader)
+                    conn.execute("COMMIT")
+                    return value
+                finally:
+                    self._local.tx = None
+                    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                        conn.execute("ROLLBACK")
+        except (psycopg.Error, PoolTimeout) as e:
+            raise _database_error(e) from None
+
+    def write(self, fn: Callable[[PgWriter], T], durable: bool = True) -> T:
+        """Run `fn` in a write transaction; returns once committed. Retried on conflicts."""
+        current = getattr(self._local, "tx", None)
+        if isinstance(current, PgWriter):
+            return fn(current)  # a write nested in a write joins its transaction
+        if self._closed:
+            raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
+        delay = 0.002
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                value, actions = self._write_once(fn, durable)
+            except _RETRYABLE as e:
+                if attempt + 1 >= _WRITE_ATTEMPTS:
+                    raise _database_error(e) from None
+                log.debug("write conflict (%s), retrying", type(e).__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+                continue
+            except psycopg.OperationalError as e:
+                # a broken connection (server restart): the pool replaces it; one more try
+                if attempt + 1 >= 2:
+                    raise _database_error(e) from None
+                continue
+            except (psycopg.Error, PoolTimeout) as e:
+                raise _database_error(e) from None
+            for action in actions:
+                try:
+                    action()
+                except Exception:
+                    log.exception("post-commit action failed")
+            return value
+        raise AssertionError("unreachable")
+
+    def _write_once(self, fn: Callable[[PgWriter], T], durable: bool) -> tuple[T, list[Callable[[], None]]]:
+        with self.pool.connection() as conn:
+            writer = PgWriter(conn)
+            self._local.tx = writer
+            try:
+                # pipeline mode: statements whose result is not read cost no round trip; an error is
+                # raised at the next read or at the end of the block
+                with conn.pipeline() if self.pipeline else nullcontext():
+                    conn.execute("BEGIN")
+                    if not durable:
+                        conn.execute("SET LOCAL synchronous_commit = off")
+                    value = fn(writer)
+                    writer.flush()
+                    commit = conn.execute("COMMIT")
+                if commit.statusmessage != "COMMIT":
+                    # a statement failed and the function went on: the server rolled back instead
+                    raise OrthancError(ErrorCode.DATABASE, "PostgreSQL: the transaction was aborted")
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except psycopg.Error:
+                        pass
+                raise
+            finally:
+                self._local.tx = None
+        return value, writer._after_commit
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.pool.close(timeout=10)
+        finally:
+            try:
+                self._lock_conn.close()  # releases the advisory lock
+            except psycopg.Error:
+                pass

@@ -1,0 +1,175 @@
+"""A journal of in-flight file writes, so that a crash leaves no orphan file behind for long.
+
+Storage before index: a file is written (and fsynced) before the transaction that references it. A
+`kill -9` between the two leaves a file that no index row names. Scanning a big storage for such files
+at start-up would take minutes, so every new file is first announced by a line `+uuid` appended to a
+small journal, and `-uuid` once its fate is sealed (indexed, or removed). At start-up, the uuids
+announced but never settled are the only candidates: those the index does not reference are removed.
+
+Cost: one small `write()` per file and per settlement, no fsync of its own: the append is ordered
+before the data file's fsync on journaling file systems (data=ordered ext4, xfs), and after a process
+crash (the case that matters most) the page cache keeps it anyway. The journal is compacted when it
+grows, keeping only what is still in flight.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import ErrorCode, OrthancError
+
+log = logging.getLogger(__name__)
+
+_COMPACT_BYTES = 1 << 20
+_FORGET_AFTER = 3600.0  # an entry never settled by its writer (a code path without `settle`)
+
+
+class InflightJournal:
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        self._pending: dict[str, float] = {}
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def leftovers(self) -> list[str]:
+        """Uuids announced and never settled in the journal on disk (those of a crashed process)."""
+        try:
+            with open(self.path, "rb") as f:
+                text = f.read().decode("ascii", "replace")
+        except FileNotFoundError:
+            return []
+        open_: dict[str, None] = {}
+        for line in text.splitlines():
+            if len(line) < 2:
+                continue
+            if line[0] == "+":
+                open_[line[1:]] = None
+            elif line[0] == "-":
+                open_.pop(line[1:], None)
+        return list(open_)
+
+    def begin(self, uuid: str) -> None:
+        """Announce a file before it is written; if that fails, the file must not be written."""
+        with self._lock:
+            try:
+                self._append(f"+{uuid}\n")
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise OrthancError(ErrorCode.FULL_STORAGE, "The storage area is full (in-flight journal)",
+                                       http_status=507) from None
+                raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, f"In-flight journal: {e.strerror}") from None
+            self._pending[uuid] = time.monotonic()
+
+    def settle(self, uuids: Iterable[str]) -> None:
+        """A failure here only costs a look at these uuids at the next start-up."""
+        with self._lock:
+            lines = [f"-{u}\n" for u in uuids if self._pending.pop(u, None) is not None]
+            try:
+                if lines:
+                    self._append("".join(lines))
+                if self._size > _COMPACT_BYTES:
+                    self._compact()
+            except OSError as e:
+                log.warning("Cannot write the in-flight journal %s: %s", self.path, e)
+
+    def _append(self, text: str) -> None:
+        data = text.encode("ascii")
+        os.write(self._fd, data)
+        self._size += len(data)
+
+    def _compact(self) -> None:
+        """Rewrite the journal with what is still in flight (atomically: a crash keeps either file)."""
+        now = time.monotonic()
+        for uuid in [u for u, t in self._pending.items() if now - t > _FORGET_AFTER]:
+            del self._pending[uuid]
+        tmp = self.path + ".tmp"
+        data = "".join(f"+{u}\n" for u in self._pending).encode("ascii")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = len(data)
+
+    def reset(self) -> None:
+        """Start afresh (after the start-up sweep)."""
+        with self._lock:
+            self._pending.clear()
+            try:
+                self._compact()
+            except OSError as e:  # a full disk must not prevent the start-up
+                log.warning("Cannot rewrite the in-flight journal %s: %s", self.path, e)
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+
+class JournaledStorage:
+    """A storage area whose new files are announced in the journal (`create`) and settled by `remove`
+    or by `settle` (called once the index transaction that references them has committed)."""
+
+    def __init__(self, inner: Any, journal: InflightJournal):
+        self.inner = inner
+        self.journal = journal
+
+    def create(self, uuid: str, data: bytes, *args: Any, **kwargs: Any) -> None:
+        self.journal.begin(uuid)
+        self.inner.create(uuid, data, *args, **kwargs)
+
+    def remove(self, uuid: str, *args: Any, **kwargs: Any) -> None:
+        self.inner.remove(uuid, *args, **kwargs)
+        self.journal.settle([uuid])
+
+    def settle(self, uuids: Iterable[str]) -> None:
+        self.journal.settle(uuids)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def settle(storage: Any, uuids: Iterable[str]) -> None:
+    """Tell the journal (if `storage` has one, under any cache) that these files are now indexed."""
+    target = storage
+    for _ in range(4):
+        fn = getattr(type(target), "settle", None)
+        if fn is not None:
+            fn(target, uuids)
+            return
+        target = getattr(target, "inner", None)
+        if target is None:
+            return
+
+
+def sweep(journal: InflightJournal, referenced: Callable[[list[str]], set[str]],
+          remove: Callable[[str], None]) -> list[str]:
+    """Remove the files of stores interrupted by a crash; the uuids removed."""
+    leftovers = journal.leftovers()
+    removed: list[str] = []
+    if leftovers:
+        known = referenced(leftovers)
+        for uuid in leftovers:
+            if uuid in known:
+                continue
+            try:
+                remove(uuid)
+                removed.append(uuid)
+            except Exception:
+                log.exception("cannot remove the orphan file %s", uuid)
+        if removed:
+            log.warning("Removed %d orphan file(s) of stores interrupted by a crash", len(removed))
+    journal.reset()
+    return removed

@@ -1,0 +1,152 @@
+"""kill -9 during REST and C-STORE ingest, then a consistency audit: every acknowledged instance is
+there with its exact bytes, every index entry has its file, and no orphan file is left behind (the
+in-flight journal is swept at start-up)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import sqlite3
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import httpx
+from pydicom import dcmread
+from pynetdicom import AE
+from pynetdicom.sop_class import SecondaryCaptureImageStorage
+
+from tests.faults.crafted import base_dataset, to_bytes
+from tests.support.servers import Server, start_donjon
+
+
+def _instances(count: int, prefix: str) -> Iterator[bytes]:
+    """Made on the fly: only what is sent before the kill costs anything."""
+    for i in range(count):
+        ds = base_dataset(patient=f"{prefix}{i % 7}")
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+        ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 128, 128, 8, 8, 7
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, "MONOCHROME2", 0
+        ds.PixelData = os.urandom(128 * 128)
+        yield to_bytes(ds)
+
+
+def _rest_client(server: Server, files: Iterable[bytes], acked: dict[str, str], stop: threading.Event) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for data in files:
+            if stop.is_set():
+                return
+            try:
+                r = client.post("/instances", content=data)
+            except httpx.HTTPError:
+                return  # the server died under us
+            if r.status_code == 200:
+                acked[r.json()["ID"]] = hashlib.md5(data).hexdigest()
+
+
+def _cstore_client(server: Server, files: Iterable[bytes], acked_sop: dict[str, str], stop: threading.Event) -> None:
+    ae = AE(ae_title="CRASHER")
+    ae.add_requested_context(SecondaryCaptureImageStorage)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title="ORTHANC")
+    if not assoc.is_established:
+        return
+    try:
+        for data in files:
+            if stop.is_set() or not assoc.is_established:
+                return
+            ds = dcmread(io.BytesIO(data))
+            status = assoc.send_c_store(ds)
+            if status and status.Status == 0:
+                acked_sop[str(ds.SOPInstanceUID)] = str(ds.SOPInstanceUID)
+    finally:
+        if assoc.is_established:
+            assoc.abort()
+
+
+def _storage_uuids(storage: Path) -> set[str]:
+    found = set()
+    for path in storage.glob("??/??/*"):
+        try:
+            uuidlib.UUID(path.name)
+        except ValueError:
+            continue
+        found.add(path.name)
+    return found
+
+
+def _audit(server: Server, acked: dict[str, str], acked_sop: dict[str, str]) -> dict[str, int]:
+    """Zero acknowledged instance lost, zero index entry without its file, zero orphan file."""
+    for instance, md5 in acked.items():
+        r = server.get(f"/instances/{instance}/file")
+        assert r.status_code == 200, f"acknowledged instance {instance} lost"
+        assert hashlib.md5(r.content).hexdigest() == md5, f"instance {instance} corrupted"
+    for sop in acked_sop:
+        found = server.post("/tools/lookup", content=sop).json()
+        assert [f for f in found if f["Type"] == "Instance"], f"C-STORE acknowledged {sop} lost"
+    workdir = server.workdir
+    server.stop()
+    db = sqlite3.connect(workdir / "storage" / "index")
+    rows = db.execute("SELECT uuid, compressed_md5, compressed_size FROM attachments").fetchall()
+    db.close()
+    on_disk = _storage_uuids(workdir / "storage")
+    indexed = {r[0] for r in rows}
+    assert indexed <= on_disk, f"index entries without their file: {sorted(indexed - on_disk)[:5]}"
+    assert on_disk <= indexed, f"orphan files left behind: {sorted(on_disk - indexed)[:5]}"
+    for uuid, md5, size in rows:
+        data = next((workdir / "storage").glob(f"{uuid[:2]}/{uuid[2:4]}/{uuid}")).read_bytes()
+        assert len(data) == size and (not md5 or hashlib.md5(data).hexdigest() == md5), uuid
+    return {"acked": len(acked) + len(acked_sop), "files": len(on_disk)}
+
+
+def test_kill_9_during_rest_and_cstore_ingest() -> None:
+    server = start_donjon({"StableAge": 1000})
+    workdir = server.workdir
+    acked: dict[str, str] = {}
+    acked_sop: dict[str, str] = {}
+    stop = threading.Event()
+    threads = [threading.Thread(target=_rest_client, args=(server, _instances(400, f"R{i}"), acked, stop))
+               for i in range(4)]
+    threads += [threading.Thread(target=_cstore_client, args=(server, _instances(400, f"D{i}"), acked_sop, stop))
+                for i in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while len(acked) + len(acked_sop) < 150 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(server.process.pid, signal.SIGKILL)  # in the middle of stores, REST and DICOM alike
+    server.process.wait()
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(acked) > 20 and len(acked_sop) > 10, (len(acked), len(acked_sop))
+    restarted = start_donjon({"StableAge": 1000}, workdir=workdir)
+    swept = "orphan file" in restarted.log()
+    counts = _audit(restarted, acked, acked_sop)
+    assert counts["files"] >= counts["acked"]
+    print(f"kill -9: {counts['acked']} acknowledged, {counts['files']} files, orphans swept: {swept}")
+
+
+def test_orphans_of_interrupted_stores_are_removed_at_start_up() -> None:
+    """A crash between the file and the index commit leaves a journaled file: removed at start-up;
+    a journaled file that the index does reference is kept."""
+    server = start_donjon({"StableAge": 1000})
+    workdir = server.workdir
+    answer = server.post("/instances", content=next(_instances(1, "J"))).json()
+    info = server.get(f"/instances/{answer['ID']}/attachments/dicom/info").json()
+    server.stop()
+    storage = workdir / "storage"
+    orphan = str(uuidlib.uuid4())
+    (storage / orphan[:2] / orphan[2:4]).mkdir(parents=True, exist_ok=True)
+    (storage / orphan[:2] / orphan[2:4] / orphan).write_bytes(b"half-written")
+    journal = storage / "donjon-inflight.journal"
+    journal.write_text(f"+{orphan}\n+{info['Uuid']}\n")
+    restarted = start_donjon({"StableAge": 1000}, workdir=workdir)
+    assert "Removed 1 orphan file" in restarted.log()
+    assert not (storage / orphan[:2] / orphan[2:4] / orphan).exists()
+    assert restarted.get(f"/instances/{answer['ID']}/file").status_code == 200
+    _audit(restarted, {}, {})

@@ -1,0 +1,234 @@
+"""The PostgreSQL index on a throw-away cluster: configuration, locking, concurrency, migration."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from donjon.index.postgres import PostgresIndex
+from donjon.index.postgres_settings import validate
+from donjon.registry import ConfigurationError
+from tests.support.postgres import PostgresCluster, pg_bin_dir, shared_cluster
+from tests.support.servers import ROOT, free_port, sample_files, start_donjon
+
+pytestmark = pytest.mark.skipif(pg_bin_dir() is None, reason="PostgreSQL server binaries are missing "
+                                                             "(apt-get install postgresql)")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> PostgresCluster:
+    return shared_cluster()
+
+
+def _fresh(cluster: PostgresCluster, name: str) -> str:
+    db = f"{name}_{os.getpid()}_{time.monotonic_ns()}"
+    return cluster.create_database(db)
+
+
+def _settings(cluster: PostgresCluster, db: str, **extra: Any) -> Any:
+    return validate(cluster.section(db, **extra))
+
+
+def test_settings_follow_orthancs_plugin() -> None:
+    s = validate({"EnableIndex": True, "Host": "db", "Port": "6543", "Database": "pacs", "Username": "u",
+                  "Password": "p4ss", "EnableSsl": True, "Lock": False, "IndexConnectionsCount": 7,
+                  "MaximumConnectionRetries": 2, "ConnectionRetryInterval": 1})
+    assert (s.host, s.port, s.database, s.lock, s.connections, s.max_retries) == ("db", 6543, "pacs", False, 7, 2)
+    assert "sslmode=require" in s.conninfo() and "password=p4ss" in s.conninfo()
+    assert "p4ss" not in s.describe()
+    uri = validate({"EnableIndex": True, "ConnectionUri": "postgresql://u:secret@h:5433/x"})
+    assert uri.describe() == "h:5433/x" and "secret" not in uri.describe()
+    defaults = validate({})
+    assert (defaults.enable_index, defaults.host, defaults.port, defaults.lock, defaults.max_retries,
+            defaults.retry_interval) == (False, "localhost", 5432, True, 10, 5)
+    with pytest.raises(ConfigurationError, match=r"PostgreSQL\.Port"):
+        validate({"Port": "x"})
+    with pytest.raises(ConfigurationError, match=r"PostgreSQL\.Lock"):
+        validate({"Lock": "maybe"})
+
+
+def test_schema_version_row_and_exclusive_lock(cluster: PostgresCluster) -> None:
+    db = _fresh(cluster, "lock")
+    first = PostgresIndex(_settings(cluster, db))
+    try:
+        with first.pool.connection() as conn:
+            assert conn.execute("SELECT version FROM donjon_schema").fetchall() == [(1,)]
+        from donjon.errors import OrthancError
+
+        with pytest.raises(OrthancError, match="locked by another instance"):
+            PostgresIndex(_settings(cluster, db))
+        with pytest.raises(OrthancError, match='"Lock": true'):
+            PostgresIndex(_settings(cluster, db, Lock=False))
+    finally:
+        first.close()
+    again = PostgresIndex(_settings(cluster, db))  # the lock went with the first process' connection
+    again.close()
+
+
+def test_two_writers_never_duplicate_a_resource(cluster: PostgresCluster) -> None:
+    """Two index objects (as two processes would) create the same patient/study at the same instant."""
+    db = _fresh(cluster, "race")
+    indexes = [PostgresIndex(_settings(cluster, db, Lock=False)) for _ in range(2)]
+    try:
+        barrier = threading.Barrier(8)
+        results: list[tuple[int, bool]] = []
+        lock = threading.Lock()
+
+        def create(index: PostgresIndex, n: int) -> None:
+            barrier.wait()
+
+            def run(tx: Any) -> tuple[int, bool]:
+                patient, _, created = tx.get_or_create_resource(1, "patient-x", None, b"{}", None)
+                study, _, _ = tx.get_or_create_resource(2, "study-x", patient, b"{}", b"{}")
+                tx.create_resource(4 if n else 3, f"child-{n}", study, b"{}", None)
+                return patient, created
+            value = index.write(run)
+            with lock:
+                results.append(value)
+        threads = [threading.Thread(target=create, args=(indexes[n % 2], n)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len({patient for patient, _ in results}) == 1
+        assert sum(created for _, created in results) == 1
+        counters = indexes[0].reader().counters()
+        assert (counters["level1"], counters["level2"]) == (1, 1)
+    finally:
+        for index in indexes:
+            index.close()
+
+
+def test_password_is_never_logged_and_retries_are_bounded(cluster: PostgresCluster, tmp_path: Path) -> None:
+    secret = "S3cr3t-never-logged"
+    cfg = {"HttpPort": free_port(), "DicomPort": free_port(), "StorageDirectory": str(tmp_path / "storage"),
+           "PostgreSQL": {"EnableIndex": True, "Host": "127.0.0.1", "Port": free_port(), "Database": "x",
+                          "Username": "donjon", "Password": secret, "MaximumConnectionRetries": 1,
+                          "ConnectionRetryInterval": 1}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "donjon", str(tmp_path / "config.json")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert 1 <= time.monotonic() - started < 30  # one retry after 1 s, then a clean failure
+    assert "Cannot connect to PostgreSQL at 127.0.0.1" in result.stderr
+    assert secret not in result.stderr + result.stdout
+    # a good password: the server starts, and its log does not show it either
+    db = _fresh(cluster, "nolog")
+    server = start_donjon({"PostgreSQL": cluster.section(db)}, args=["--verbose"])
+    try:
+        assert server.upload(sample_files()[0]).status_code == 200
+    finally:
+        server.stop()
+    assert cluster.password not in server.log()
+    assert "The index is in PostgreSQL" in server.log()
+
+
+def _migrate(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "donjon", "migrate-index", *args, str(config)],
+                            cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+
+
+def _snapshot(server: Any) -> dict[str, Any]:
+    return {
+        "statistics": server.get("/statistics").json(),
+        "patients": server.get("/patients?expand").json(),
+        "studies": server.get("/studies?expand").json(),
+        "instances": sorted(server.get("/instances").json()),
+        "changes": server.get("/changes?limit=100000").json(),
+        "find": server.post("/tools/find", json={"Level": "Series", "Query": {"Modality": "M*"}}).json(),
+        "labels": server.get("/tools/labels").json(),
+        "metadata": server.get(f"/instances/{server.get('/instances').json()[0]}/metadata?expand").json(),
+    }
+
+
+@pytest.fixture(scope="module")
+def sqlite_donjon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """A SQLite-indexed Donjon with the sample files, a label and a protected patient, stopped."""
+    workdir = tmp_path_factory.mktemp("sqlite-donjon")
+    server = start_donjon({"PostgreSQL": {"EnableIndex": False}}, workdir=workdir)
+    try:
+        for f in sample_files():
+            server.upload(f)
+        patients = server.get("/patients").json()
+        server.put(f"/patients/{patients[0]}/protected", content="1")
+        server.put(f"/studies/{server.get('/studies').json()[0]}/labels/migrated")
+        time.sleep(3.5)  # stable events in the change log
+        snapshot = _snapshot(server)
+    finally:
+        server.stop()
+    yield workdir, snapshot
+
+
+def test_migrate_index_copies_everything(cluster: PostgresCluster, sqlite_donjon: tuple[Path, dict[str, Any]],
+                                          tmp_path: Path) -> None:
+    workdir, before = sqlite_donjon
+    db = _fresh(cluster, "migrate")
+    config = json.loads((workdir / "config.json").read_text())
+    config["PostgreSQL"] = cluster.section(db)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    proc = _migrate(path)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Migrated" in err and "100%" in err
+    again = _migrate(path)
+    _, err2 = again.communicate(timeout=60)
+    assert again.returncode == 0 and "already migrated" in err2
+    server = start_donjon({"PostgreSQL": cluster.section(db)}, workdir=workdir)
+    try:
+        after = _snapshot(server)
+        assert after == before
+        # the index goes on from there: new changes follow the migrated ones
+        first = sample_files()[0]
+        patient = server.upload(first).json()["ParentPatient"]  # AlreadyStored
+        assert server.delete(f"/patients/{patient}").status_code == 200
+        assert server.upload(first).json()["Status"] == "Success"
+        last = server.get("/changes?last").json()["Changes"][0]
+        assert last["Seq"] > before["changes"]["Last"]
+    finally:
+        server.stop()
+
+
+def test_migrate_index_resumes_after_a_kill(cluster: PostgresCluster, sqlite_donjon: tuple[Path, dict[str, Any]],
+                                            tmp_path: Path) -> None:
+    workdir, before = sqlite_donjon
+    db = _fresh(cluster, "resume")
+    config = json.loads((workdir / "config.json").read_text())
+    config["PostgreSQL"] = cluster.section(db)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    proc = _migrate(path, "--batch=2")
+    assert proc.stderr is not None
+    for line in proc.stderr:  # not a terminal: one line per 10%
+        if line.startswith("30%"):
+            proc.kill()
+            break
+    proc.wait()
+    assert proc.returncode != 0
+    import psycopg
+
+    with psycopg.connect(cluster.uri(db)) as conn:
+        copied = conn.execute("SELECT count(*) FROM resources").fetchone()[0]
+        done = conn.execute("SELECT position FROM migration_progress WHERE step = 'finished'").fetchone()
+    stats = before["statistics"]
+    total = sum(stats[k] for k in ("CountPatients", "CountStudies", "CountSeries", "CountInstances"))
+    assert 0 < copied < total and done is None
+    resumed = _migrate(path, "--batch=50")
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    server = start_donjon({"PostgreSQL": cluster.section(db)}, workdir=workdir)
+    try:
+        assert _snapshot(server) == before
+    finally:
+        server.stop()
