@@ -143,7 +143,7 @@ def run_find(ctx: ServerContext, q: DicomQuery, retrieve_aet: str, case_sensitiv
         answers: list[FindAnswer] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            values = _file_values(ctx, tx, chunk, q) if from_files else _main_tag_values(tx, chunk, q.level)
+            values = _file_values(ctx, tx, chunk, q) if from_files else _main_tag_values(tx, chunk, q)
             counters = _counters(tx, chunk, q)
             for rid in chunk:
                 answers.append(_answer(q, retrieve_aet, *values.get(rid, ({}, {})), counters.get(rid, {})))
@@ -163,22 +163,33 @@ def _answer(q: DicomQuery, retrieve_aet: str, match: dict[int, str], sequences: 
     return FindAnswer(values, sequences)
 
 
-def _main_tag_values(tx: SQLiteReader, ids: list[int], level: Level) -> dict[int, tuple[dict[int, str], dict]]:
-    """Main tags of each resource merged with those of its ancestors (below the patient level, the
-    patient tags are the study's copy, taken from its first instance, as in Orthanc)."""
+def _main_tag_values(tx: SQLiteReader, ids: list[int], q: DicomQuery
+                     ) -> dict[int, tuple[dict[int, str], dict]]:
+    """The asked main tags of each resource, from it or its ancestors (below the patient level, the
+    patient tags are the study's copy, taken from its first instance, as in Orthanc). Only the keys of
+    the query are looked up in the stored JSON: an answer costs the same whatever the main tags hold."""
+    wanted = [(e.tag, format_tag(e.tag)) for e in q.elements]
     merged: dict[int, dict[int, str]] = {rid: {} for rid in ids}
     current = {rid: rid for rid in ids}
-    lvl: Level | None = level
+    lvl: Level | None = q.level
     while lvl is not None and current:
         rows = {r.id: r for r in tx.resources(list(set(current.values())))}
+        parsed: dict[int, list[dict[str, str]]] = {}  # an ancestor shared by many answers is read once
         parents: dict[int, int] = {}
         for rid, anc in current.items():
             row = rows.get(anc)
             if row is None:
                 continue
-            for blob in (row.tags, row.patient_tags):  # a study keeps its own copy of the patient tags
-                for key, value in (orjson.loads(blob) if blob else {}).items():
-                    merged[rid].setdefault(int(key.replace(",", ""), 16), value)
+            blobs = parsed.get(anc)
+            if blobs is None:  # a study keeps its own copy of the patient tags
+                blobs = parsed[anc] = [orjson.loads(b) for b in (row.tags, row.patient_tags) if b]
+            target = merged[rid]
+            for tags in blobs:
+                for tag, key in wanted:
+                    if tag not in target:
+                        value = tags.get(key)
+                        if value is not None:
+                            target[tag] = value
             if row.parent_id is not None:
                 parents[rid] = row.parent_id
         current = parents

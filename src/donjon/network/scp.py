@@ -31,7 +31,7 @@ from ..core.store import StoreOrigin
 from ..errors import ErrorCode, OrthancError
 from ..registry import ContentType, Level, Origin, parse_level
 from .answers import AnswerEncoder
-from .fast import find_response, send_dimse, store_response
+from .fast import DimseBatch, find_response, send_dimse, store_response
 from .meta import file_meta
 from .modalities import RemoteModality
 from .scu import Prepared, StoreConnection, prepare, send_raw_store, store_ok, target_for, transcode_payload
@@ -184,14 +184,17 @@ def handle_find(server: DicomServer, assoc: Any, req: C_FIND, context: Presentat
     encoder = AnswerEncoder(config["DefaultEncoding"], ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
     msg_id, sop_class, cx_id = int(req.MessageID), str(req.AffectedSOPClassUID), int(context.context_id or 0)
     pending = find_response(msg_id, sop_class, PENDING, True)
+    batch = DimseBatch(assoc, cx_id)
     for answer in answers:
         if _cancelled(assoc, req.MessageID):
-            send_dimse(assoc, cx_id, find_response(msg_id, sop_class, CANCEL, False))
+            batch.send(find_response(msg_id, sop_class, CANCEL, False))
+            batch.flush()
             return
-        send_dimse(assoc, cx_id, pending, encoder.encode(answer, q))
+        batch.send(pending, encoder.encode(answer, q))
     if not complete:
         log.warning("Too many results for an incoming C-FIND query")
-    send_dimse(assoc, cx_id, find_response(msg_id, sop_class, SUCCESS if complete else CANCEL, False))
+    batch.send(find_response(msg_id, sop_class, SUCCESS if complete else CANCEL, False))
+    batch.flush()
 
 
 def _plugin_find(ctx: ServerContext, assoc: Any, req: C_FIND, context: PresentationContext) -> None:
