@@ -33,13 +33,13 @@ class MediaRange:
         return self.params.get("transfer-syntax")
 
 
-def _split_params(text: str) -> list[str]:
-    """Split on `;` outside double quotes."""
+def _split_unquoted(text: str, separator: str) -> list[str]:
+    """Split on `separator` outside double quotes."""
     out, current, quoted = [], [], False
     for ch in text:
         if ch == '"':
             quoted = not quoted
-        if ch == ";" and not quoted:
+        if ch == separator and not quoted:
             out.append("".join(current))
             current = []
         else:
@@ -49,7 +49,7 @@ def _split_params(text: str) -> list[str]:
 
 
 def parse_media_type(text: str, position: int = 0) -> MediaRange:
-    pieces = _split_params(text)
+    pieces = _split_unquoted(text, ";")
     media = pieces[0].strip().lower()
     params: dict[str, str] = {}
     q = 1.0
@@ -75,23 +75,11 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     """The acceptable media ranges, most preferred first (q, then order); empty header -> []."""
     if not header or not header.strip():
         return []
-    items = [parse_media_type(item, i) for i, item in enumerate(_split_commas(header)) if item.strip()]
+    items = [parse_media_type(item, i) for i, item in enumerate(_split_unquoted(header, ",")) if item.strip()]
     items = [m for m in items if m.q > 0]
     return sorted(items, key=lambda m: (-m.q, m.position))
 
 
-def _split_commas(text: str) -> list[str]:
-    out, current, quoted = [], [], False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "," and not quoted:
-            out.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    out.append("".join(current))
-    return out
 
 
 def boundary_of(content_type: str) -> str | None:
