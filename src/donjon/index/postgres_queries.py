@@ -377,13 +377,26 @@ class PgWriter(PgReader):
         A store takes a key-share lock on the parent of each row it inserts (the foreign key), so the
         deletion waits for concurrent stores below these rows to commit (and then sees their rows), or
         makes them fail and retry; an ancestor cannot lose its last child while a store adds one.
+
+        Repeated until no new row turns up: the statement finds the rows of its own snapshot, so a
+        series (and its instances) committed by a store it waited for is not locked by that pass, and
+        another store could add an instance under it before the cascade, whose file nobody would then
+        remove. The pass that finds nothing new ran with every earlier row already locked: the subtree
+        it saw is complete and closed.
         """
-        self._all(
-            "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM resources WHERE id = %s "
-            "UNION ALL SELECT r.id, r.parent_id FROM resources r JOIN up ON r.id = up.parent_id), "
-            "down(id) AS (SELECT %s::bigint UNION ALL SELECT r.id FROM resources r JOIN down ON r.parent_id = down.id) "
-            "SELECT id FROM resources WHERE id IN (SELECT id FROM up UNION SELECT id FROM down) ORDER BY id FOR UPDATE",
-            (internal_id, internal_id))
+        locked: set[int] = set()
+        while True:
+            rows = self._all(
+                "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM resources WHERE id = %s "
+                "UNION ALL SELECT r.id, r.parent_id FROM resources r JOIN up ON r.id = up.parent_id), "
+                "down(id) AS (SELECT %s::bigint UNION ALL SELECT r.id FROM resources r "
+                "JOIN down ON r.parent_id = down.id) "
+                "SELECT id FROM resources WHERE id IN (SELECT id FROM up UNION SELECT id FROM down) "
+                "ORDER BY id FOR UPDATE", (internal_id, internal_id))
+            found = {r[0] for r in rows}
+            if found <= locked:
+                return
+            locked |= found
 
     def lock_resource(self, internal_id: int) -> bool:
         """Serialise the writers of one resource's change log (stable events); False if it is gone."""
