@@ -232,3 +232,124 @@ def test_migrate_index_resumes_after_a_kill(cluster: PostgresCluster, sqlite_don
         assert _snapshot(server) == before
     finally:
         server.stop()
+
+
+def _file(uuid: str) -> Any:
+    from donjon.index.protocol import FileInfo
+
+    return FileInfo(uuid, 1, 10, "md5", 1, 10, "md5")
+
+
+def test_a_deletion_collects_the_files_of_rows_committed_while_it_waited(cluster: PostgresCluster) -> None:
+    """A store commits a new series under the study being deleted while the deletion waits for its lock.
+    Once the deletion holds its locks, that series must be locked too: otherwise a second store could add
+    an instance to it between the deletion's listing of files and its DELETE, and the cascade would take
+    an attachment row whose file nobody removes (an orphan file, seen with three processes)."""
+    import psycopg
+
+    from donjon.core.deletion import delete_cascade
+
+    db = _fresh(cluster, "locktree")
+    index = PostgresIndex(_settings(cluster, db, Lock=False))
+    try:
+        def setup(tx: Any) -> int:
+            patient = tx.create_resource(1, "p", None, b"{}", None)
+            study = tx.create_resource(2, "s", patient, b"{}", b"{}")
+            series = tx.create_resource(3, "a", study, b"{}", None)
+            instance = tx.create_resource(4, "a1", series, b"{}", None)
+            tx.add_attachment(instance, _file("00000000-0000-0000-0000-0000000000a1"))
+            return int(study)
+        study = index.write(setup)
+        store1 = psycopg.connect(cluster.uri(db), autocommit=True)
+        store2 = psycopg.connect(cluster.uri(db), autocommit=True)
+
+        def insert(conn: Any, level: int, public: str, parent: int) -> int:
+            return int(conn.execute("INSERT INTO resources (level, public_id, parent_id, tags) VALUES "
+                                    "(%s, %s, %s, '{}') RETURNING id", (level, public, parent)).fetchone()[0])
+
+        def attach(conn: Any, resource: int, uuid: str) -> None:
+            conn.execute("INSERT INTO attachments (resource_id, type, uuid, uncompressed_size, uncompressed_md5, "
+                         "compression, compressed_size, compressed_md5, revision) "
+                         "VALUES (%s, 1, %s, 10, 'md5', 1, 10, 'md5', 0)", (resource, uuid))
+
+        store1.execute("BEGIN")  # store 1: a new series in the study, not committed yet
+        new_series = insert(store1, 3, "n", study)
+        attach(store1, insert(store1, 4, "n1", new_series), "00000000-0000-0000-0000-0000000000b1")
+
+        locked = threading.Event()
+        go_on = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        class Paused:  # the deletion's transaction, held between its locking and its deleting
+            def __init__(self, tx: Any):
+                self._tx = tx
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._tx, name)
+
+            def lock_tree(self, internal_id: int) -> None:
+                self._tx.lock_tree(internal_id)
+                locked.set()
+                go_on.wait(10)
+
+        def delete() -> None:
+            outcome["deletion"] = index.write(lambda tx: delete_cascade(Paused(tx), study, "20261128T000000"))
+        deleter = threading.Thread(target=delete)
+        deleter.start()
+        time.sleep(0.5)  # the deletion now waits for store 1's key-share lock on the study
+        assert not locked.is_set()
+        store1.execute("COMMIT")
+        assert locked.wait(10)
+        store2.execute("SET lock_timeout = '500ms'")
+        store2_committed = False
+        try:  # store 2: an instance into the series that store 1 committed
+            store2.execute("BEGIN")
+            attach(store2, insert(store2, 4, "n2", new_series), "00000000-0000-0000-0000-0000000000b2")
+            store2.execute("COMMIT")
+            store2_committed = True
+        except psycopg.errors.LockNotAvailable:
+            store2.execute("ROLLBACK")  # kept out: the series is locked by the deletion
+        go_on.set()
+        deleter.join(20)
+        assert not store2_committed  # kept out while the deletion runs: it fails and retries later
+        removed = {f.uuid for f in outcome["deletion"].files}
+        assert removed == {"00000000-0000-0000-0000-0000000000a1", "00000000-0000-0000-0000-0000000000b1"}
+        with index.pool.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM resources").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM attachments").fetchone()[0] == 0
+        store1.close()
+        store2.close()
+    finally:
+        index.close()
+
+
+def test_a_stale_prepared_statement_costs_a_retry_not_an_error(cluster: PostgresCluster) -> None:
+    """psycopg believes a statement prepared that the server no longer has (seen after conflicts in
+    pipelined transactions): reads and writes replace the connection and run again."""
+    db = _fresh(cluster, "stale")
+    index = PostgresIndex(_settings(cluster, db, Lock=False, IndexConnectionsCount=1))
+    try:
+        index.write(lambda tx: tx.create_resource(1, "p", None, b"{}", None))
+        for _ in range(4):  # past the threshold: now prepared on the connection
+            assert index.reader().lookup("p") is not None
+            assert index.read(lambda tx: tx.lookup("p")) is not None
+            index.write(lambda tx: tx.lookup("p"))
+
+        def forget_on_the_server() -> None:
+            with index.pool.connection() as conn:
+                names = list(conn._prepared._names.values())
+                assert names
+                for name in names:
+                    conn.execute(f"DEALLOCATE {name.decode()}", prepare=False)
+        forget_on_the_server()
+        assert index.reader().lookup("p") is not None
+        for _ in range(3):
+            index.read(lambda tx: tx.lookup("p"))
+        forget_on_the_server()
+        assert index.read(lambda tx: tx.lookup("p")) is not None
+        for _ in range(3):
+            index.write(lambda tx: tx.lookup("p"))
+        forget_on_the_server()
+        assert index.write(lambda tx: tx.lookup("p")) is not None
+    finally:
+        index.close()

@@ -182,7 +182,11 @@ def test_concurrent_writers_keep_the_index_exact(cluster_servers: tuple[list[Ser
     # the storage folder holds exactly the files the index knows (none orphaned by a lost race)
     storage = Path(servers[0].config["StorageDirectory"])
     on_disk = {p.name for p in storage.rglob("*") if p.is_file() and len(p.name) == 36}
-    assert on_disk == uuids
+    orphans, lost = on_disk - uuids, uuids - on_disk
+    if orphans or lost:  # say where each went: which process announced it, and whether it was settled
+        trail = {u: [f"{j.name}: {line}" for j in storage.glob("*.journal")
+                     for line in j.read_text().splitlines() if line[1:] == u] for u in orphans | lost}
+        pytest.fail(f"orphan files {sorted(orphans)}, lost files {sorted(lost)}, journals: {trail}")
 
 
 def test_a_job_moves_to_another_process_when_its_owner_is_killed(

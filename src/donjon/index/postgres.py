@@ -40,7 +40,18 @@ _INSTANCE_LOCK = 0x446F6E6A6F6E00  # advisory lock of the database: exclusive wi
 _SCHEMA_LOCK = 0x446F6E6A6F6E02
 _WRITE_ATTEMPTS = 12
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation,
-              pg_errors.ForeignKeyViolation, pg_errors.LockNotAvailable)
+              pg_errors.ForeignKeyViolation, pg_errors.LockNotAvailable, pg_errors.InvalidSqlStatementName)
+
+
+def _drop_if_stale(conn: psycopg.Connection[Any], error: BaseException) -> bool:
+    """True (and the connection closed, so that the pool replaces it) when psycopg's cache of prepared
+    statements no longer matches the server's: seen rarely after a conflict aborted a pipelined
+    transaction under concurrent writers. The statement can simply be run again on a fresh connection."""
+    if isinstance(error, pg_errors.InvalidSqlStatementName):
+        log.debug("stale prepared statement (%s): connection replaced", error)
+        conn.close()
+        return True
+    return False
 
 
 def _database_error(e: BaseException) -> OrthancError:
@@ -65,11 +76,18 @@ class _PooledReader:
             current = getattr(index._local, "tx", None)
             if current is not None:  # inside a read or a write of this thread: same connection
                 return method(current, *args, **kwargs)
-            try:
-                with index.pool.connection() as conn:
-                    return method(PgReader(conn), *args, **kwargs)
-            except (psycopg.Error, PoolTimeout) as e:
-                raise _database_error(e) from None
+            for attempt in range(2):
+                try:
+                    with index.pool.connection() as conn:
+                        try:
+                            return method(PgReader(conn), *args, **kwargs)
+                        except psycopg.Error as e:
+                            if attempt == 0 and _drop_if_stale(conn, e):
+                                continue
+                            raise
+                except (psycopg.Error, PoolTimeout) as e:
+                    raise _database_error(e) from None
+            raise AssertionError("unreachable")
         return call
 
 
@@ -166,21 +184,27 @@ class PostgresIndex:
             return fn(current)
         if self._closed:
             raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
-        try:
-            with self.pool.connection() as conn:
-                reader = PgReader(conn)
-                self._local.tx = reader
-                try:  # (pipeline mode measured slower here: reads wait for each answer anyway)
-                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    value = fn(reader)
-                    conn.execute("COMMIT")
-                    return value
-                finally:
-                    self._local.tx = None
-                    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-                        conn.execute("ROLLBACK")
-        except (psycopg.Error, PoolTimeout) as e:
-            raise _database_error(e) from None
+        for attempt in range(2):
+            try:
+                with self.pool.connection() as conn:
+                    reader = PgReader(conn)
+                    self._local.tx = reader
+                    try:  # (pipeline mode measured slower here: reads wait for each answer anyway)
+                        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        value = fn(reader)
+                        conn.execute("COMMIT")
+                        return value
+                    except psycopg.Error as e:
+                        if attempt == 0 and _drop_if_stale(conn, e):
+                            continue
+                        raise
+                    finally:
+                        self._local.tx = None
+                        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                            conn.execute("ROLLBACK")
+            except (psycopg.Error, PoolTimeout) as e:
+                raise _database_error(e) from None
+        raise AssertionError("unreachable")
 
     def write(self, fn: Callable[[PgWriter], T], durable: bool = True) -> T:
         """Run `fn` in a write transaction; returns once committed. Retried on conflicts."""
@@ -232,8 +256,9 @@ class PostgresIndex:
                 if commit.statusmessage != "COMMIT":
                     # a statement failed and the function went on: the server rolled back instead
                     raise OrthancError(ErrorCode.DATABASE, "PostgreSQL: the transaction was aborted")
-            except BaseException:
-                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            except BaseException as e:
+                if not _drop_if_stale(conn, e) and not conn.closed \
+                        and conn.info.transaction_status != TransactionStatus.IDLE:
                     try:
                         conn.execute("ROLLBACK")
                     except psycopg.Error:
