@@ -48,12 +48,16 @@ class FolderStorage:
 
     @staticmethod
     def _open_new(path: str, uuid: str) -> int:
-        for _ in range(5):  # a concurrent removal may delete the folders between makedirs and open
+        # a concurrent removal (another thread or process emptying these folders) may remove them
+        # between makedirs and open, or remove the first level while makedirs creates the second
+        for _ in range(20):
             try:
                 return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileNotFoundError:
                 try:
                     os.makedirs(os.path.dirname(path), exist_ok=True)
+                except (FileNotFoundError, FileExistsError):  # (exist_ok, then removed before its check)
+                    continue
                 except OSError as e:
                     raise _write_error(e) from None
             except FileExistsError:
