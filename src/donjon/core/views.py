@@ -34,14 +34,20 @@ def format_main_tags(blob: bytes | None, fmt: TagFormat) -> dict[str, Any]:
     tags: dict[str, str] = orjson.loads(blob) if blob else {}
     if fmt is TagFormat.SHORT:
         return tags
-    if fmt is TagFormat.HUMAN:
-        return {_NAME_OF_KEY.get(k, k): v for k, v in tags.items()}
+    if fmt is TagFormat.HUMAN:  # (map/zip: the hot loop of every `?expand`, a third faster than a comprehension)
+        return dict(zip(map(_NAME_OF_KEY.get, tags, tags), tags.values(), strict=False))
     return {k: {"Name": _NAME_OF_KEY.get(k, "Unknown Tag & Data"), "Type": "String", "Value": v}
             for k, v in tags.items()}
 
 
-_MD_FOR_VIEW = (Metadata.LAST_UPDATE, Metadata.EXPECTED_NUMBER_OF_INSTANCES, Metadata.MODIFIED_FROM,
-                Metadata.ANONYMIZED_FROM, Metadata.INDEX_IN_SERIES)
+# the metadata each level shows (one index probe per resource and type: only ask for what is shown)
+_ORIGINS = (Metadata.MODIFIED_FROM, Metadata.ANONYMIZED_FROM)
+_MD_FOR_VIEW = {
+    Level.PATIENT: (Metadata.LAST_UPDATE, *_ORIGINS),
+    Level.STUDY: (Metadata.LAST_UPDATE, *_ORIGINS),
+    Level.SERIES: (Metadata.LAST_UPDATE, Metadata.EXPECTED_NUMBER_OF_INSTANCES, *_ORIGINS),
+    Level.INSTANCE: (Metadata.INDEX_IN_SERIES, *_ORIGINS),
+}
 
 
 def describe(ctx: ServerContext, tx: SQLiteReader, rows: Sequence[ResourceRow],
@@ -54,7 +60,7 @@ def describe(ctx: ServerContext, tx: SQLiteReader, rows: Sequence[ResourceRow],
     parent_public = tx.public_ids(r.parent_id for r in rows if r.parent_id is not None) if level != Level.PATIENT \
         else {}
     children = tx.children(ids) if level != Level.INSTANCE else {}
-    metadata = tx.metadata_bulk(ids, _MD_FOR_VIEW)
+    metadata = tx.metadata_bulk(ids, _MD_FOR_VIEW[level])
     labels = tx.labels_bulk(ids)
     files = tx.attachments_bulk(ids, ContentType.DICOM) if level == Level.INSTANCE else {}
     series_indexes: dict[int, list[str]] = {}
