@@ -66,3 +66,32 @@ def test_a_crashing_batch_runner_settles_every_request():
     with pytest.raises(RuntimeError):
         gc.execute(lambda w: 1)
     assert gc.pending_count() == 0
+
+
+def test_execute_if_idle_never_waits_behind_a_batch():
+    started, release = threading.Event(), threading.Event()
+
+    def run_batch(batch):
+        for r in batch:
+            r.succeed(r.fn(None))
+
+    gc = GroupCommitter(run_batch)
+    assert gc.execute_if_idle(lambda w: 7) == (True, 7)  # idle: runs at once, in this thread
+
+    def slow(w):
+        started.set()
+        release.wait(5)
+        return 1
+
+    t = threading.Thread(target=gc.execute, args=(slow,))
+    t.start()
+    assert started.wait(5)
+    ran: list[bool] = []
+    begin = time.monotonic()
+    assert gc.execute_if_idle(lambda w: ran.append(True)) == (False, None)
+    assert time.monotonic() - begin < 0.5 and ran == []  # refused without waiting, not run
+    release.set()
+    t.join()
+    with pytest.raises(ValueError):  # an error of the function reaches its caller
+        gc.execute_if_idle(lambda w: int("x"))
+    assert gc.execute(lambda w: 3) == 3  # and the committer is free again

@@ -15,6 +15,7 @@ import orjson
 
 from ..core.context import ServerContext
 from ..errors import HTTP_REASONS, EmptyAnswer, ErrorCode, OrthancError, describe
+from ..index.protocol import WriterBusy
 from ..limits import Limits, json_depth_exceeds
 from .http import Request, Response, Router
 from .multipart import boundary_of, split_parts
@@ -46,6 +47,19 @@ class Api:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (index writes, parsing, big reads) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def run_short_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """A small index write (a metadata, a label, a flag): on the event loop when the index writer
+        is idle, as a read is; otherwise (a batch running, or an index without that mode) like `run`.
+        `fn` must do nothing before its write that cannot be done twice."""
+        if_idle = getattr(self.ctx.index, "writes_if_idle", None)
+        if if_idle is not None:
+            try:
+                with if_idle():
+                    return fn(*args)
+            except WriterBusy:
+                pass
+        return await self.run(fn, *args)
 
 
 class DonjonApp:

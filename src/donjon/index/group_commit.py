@@ -68,6 +68,22 @@ class GroupCommitter(Generic[W]):
             others = [r for r in self._pending if r is not req]
             batch = [req, *others[:self._max_batch - 1]]
             self._pending = others[self._max_batch - 1:]
+        self._lead(batch)
+        return req.outcome()  # type: ignore[no-any-return]
+
+    def execute_if_idle(self, fn: Callable[[W], T], durable: bool = True) -> tuple[bool, T | None]:
+        """(True, value) after running `fn` as a batch of its own in this thread, or (False, None) at
+        once, without waiting, when a batch is running or waiting: for callers that must not block."""
+        with self._cond:
+            if self._busy or self._pending:
+                return False, None
+            self._busy = True
+        req: WriteRequest[W] = WriteRequest(fn, durable)
+        self._lead([req])
+        return True, req.outcome()
+
+    def _lead(self, batch: list[WriteRequest[W]]) -> None:
+        """Run `batch` in this thread (the busy flag already taken), then hand the lead over."""
         self._local.leading = True
         try:
             self._run_batch(batch)
@@ -80,7 +96,6 @@ class GroupCommitter(Generic[W]):
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
-        return req.outcome()  # type: ignore[no-any-return]
 
     def pending_count(self) -> int:
         with self._cond:

@@ -13,12 +13,14 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources as pkg_resources
 from typing import Any, TypeVar
 
 from ..errors import ErrorCode, OrthancError
 from .group_commit import GroupCommitter, WriteRequest
+from .protocol import WriterBusy
 from .sqlite_queries import SQLiteReader, SQLiteWriter
 
 log = logging.getLogger(__name__)
@@ -136,7 +138,23 @@ class SQLiteIndex:
             return fn(self._writer)  # a write nested in a write function joins its transaction
         if self._closed:
             raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
+        if getattr(self._local, "if_idle", False):
+            ran, value = self._committer.execute_if_idle(fn, durable)
+            if not ran:
+                raise WriterBusy()
+            return value  # type: ignore[return-value]
         return self._committer.execute(fn, durable)
+
+    @contextmanager
+    def writes_if_idle(self) -> Iterator[None]:
+        """Within this block, a write of this thread runs at once if the writer is idle, else raises
+        `WriterBusy` without waiting: an event loop runs a short write itself, sparing the hand-off to
+        a worker thread (two thread switches, more than the write), and never waits behind a batch."""
+        self._local.if_idle = True
+        try:
+            yield
+        finally:
+            self._local.if_idle = False
 
     def close(self) -> None:
         if self._closed:
