@@ -194,22 +194,31 @@ class SQLiteIndex:
             return
         actions: list[Callable[[], None]] = []
         results: list[tuple[WriteRequest[SQLiteWriter], Any, BaseException | None]] = []
+        alone = len(batch) == 1  # a failure rolls the whole transaction back: no savepoint needed
         for req in batch:
             writer._after_commit = []
-            conn.execute("SAVEPOINT item")
+            if not alone:
+                conn.execute("SAVEPOINT item")
             try:
                 value = req.fn(writer)
-                conn.execute("RELEASE item")
+                if not alone:
+                    conn.execute("RELEASE item")
                 results.append((req, value, None))
                 actions.extend(writer._after_commit)
             except BaseException as e:
                 try:
-                    conn.execute("ROLLBACK TO item")
-                    conn.execute("RELEASE item")
+                    if alone:
+                        conn.execute("ROLLBACK")
+                    else:
+                        conn.execute("ROLLBACK TO item")
+                        conn.execute("RELEASE item")
                 except sqlite3.Error:
                     pass
                 if isinstance(e, sqlite3.Error):
                     e = OrthancError(ErrorCode.DATABASE, str(e))
+                if alone:
+                    req.fail(e)
+                    return
                 results.append((req, None, e))
         try:
             conn.execute("COMMIT")
