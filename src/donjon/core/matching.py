@@ -14,7 +14,7 @@ WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", 
 RANGE_VRS = frozenset({"DA", "DT", "TM"})
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def normalize(value: str) -> str:
     """Case-insensitive form (used for both the index and matching): upper case, accents kept.
 

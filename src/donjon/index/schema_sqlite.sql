@@ -12,7 +12,8 @@ CREATE TABLE resources (
 );
 CREATE UNIQUE INDEX resources_public_id ON resources(public_id);
 CREATE INDEX resources_parent ON resources(parent_id);
-CREATE INDEX resources_level ON resources(level);
+-- covering: a level's public ids in id order without reading the rows (their tags make them big)
+CREATE INDEX resources_level_ids ON resources(level, id, public_id);
 
 -- Normalised copies of the identifier tags, for indexed lookups (find, lookup).
 CREATE TABLE identifiers (

@@ -28,9 +28,9 @@ T = TypeVar("T")
 
 __all__ = ["SCHEMA_VERSION", "SQLiteIndex", "SQLiteReader", "SQLiteWriter"]
 
-SCHEMA_VERSION = 1
-_WRITER_CACHE_KB = 32768
-_READER_CACHE_KB = 4096
+SCHEMA_VERSION = 2
+_WRITER_CACHE_KB = 8192
+_READER_CACHE_KB = 2048
 
 
 class SQLiteIndex:
@@ -111,7 +111,19 @@ class SQLiteIndex:
             except Exception:
                 conn.execute("ROLLBACK")
                 raise
-        # future migrations: `if version < 2: ...` each in its own transaction
+            return
+        if version < 2:  # a covering index for listings (GET /patients: 6 µs a row without it at 20,000)
+            log.warning("Upgrading the index %s to schema version 2 (one new index)", self.path)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("CREATE INDEX IF NOT EXISTS resources_level_ids ON resources(level, id, public_id)")
+                conn.execute("DROP INDEX IF EXISTS resources_level")
+                conn.execute("PRAGMA user_version = 2")
+                conn.execute("COMMIT")
+            except Exception:
+                conn.execute("ROLLBACK")
+                raise
+        # further migrations: `if version < 3: ...` each in its own transaction
 
     # -- public API -------------------------------------------------------------------------------
     def reader(self) -> SQLiteReader:
