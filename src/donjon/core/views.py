@@ -34,7 +34,7 @@ def format_main_tags(blob: bytes | None, fmt: TagFormat) -> dict[str, Any]:
     tags: dict[str, str] = orjson.loads(blob) if blob else {}
     if fmt is TagFormat.SHORT:
         return tags
-    if fmt is TagFormat.HUMAN:  # (map/zip: the hot loop of every `?expand`, a third faster than a comprehension)
+    if fmt is TagFormat.HUMAN:  # map/zip: the hot loop of every `?expand`, ~15% faster than a comprehension
         return dict(zip(map(_NAME_OF_KEY.get, tags, tags), tags.values(), strict=False))
     return {k: {"Name": _NAME_OF_KEY.get(k, "Unknown Tag & Data"), "Type": "String", "Value": v}
             for k, v in tags.items()}

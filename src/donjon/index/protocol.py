@@ -17,9 +17,9 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 
-
 class WriterBusy(Exception):
     """A write asked to run only if the index writer is idle found it busy (`writes_if_idle`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FileInfo:

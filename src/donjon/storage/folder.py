@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import re
+import time
 
 from ..errors import ErrorCode, OrthancError
 
@@ -49,8 +50,11 @@ class FolderStorage:
     @staticmethod
     def _open_new(path: str, uuid: str) -> int:
         # a concurrent removal (another thread or process emptying these folders) may remove them
-        # between makedirs and open, or remove the first level while makedirs creates the second
-        for _ in range(20):
+        # between makedirs and open, or remove the first level while makedirs creates the second;
+        # after a few quick tries, a short pause lets the remover finish (a busy folder, not a fault)
+        for attempt in range(200):
+            if attempt >= 5:
+                time.sleep(0.001)
             try:
                 return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileNotFoundError:
