@@ -7,10 +7,12 @@ routes (file download, listings) gain from not building per-request objects they
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -142,6 +144,26 @@ def empty_response(status: int = 200) -> Response:
 
 
 EMPTY_JSON_OBJECT = Response(200, b"{}", b"application/json")
+
+FILE_CHUNK = 1024 * 1024
+
+
+async def file_stream(pool: Executor, source: str | IO[bytes]) -> AsyncIterator[bytes]:
+    """The body of a streamed answer: a file read chunk by chunk in `pool`, off the event loop.
+
+    `source` is a path (opened in `pool` when the answer starts) or a file already open; either way
+    the file is closed when the stream ends or is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    f = await loop.run_in_executor(pool, open, source, "rb") if isinstance(source, str) else source
+    try:
+        while True:
+            chunk = await loop.run_in_executor(pool, f.read, FILE_CHUNK)
+            if not chunk:
+                break
+            yield chunk
+    finally:
+        f.close()
 
 Handler = Callable[..., Awaitable[Response]]
 

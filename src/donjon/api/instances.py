@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import os
 import struct
 import zipfile
 import zlib
-from collections.abc import AsyncIterator
 
 from ..core.attachments import read_attachment
 from ..core.store import StoreOrigin
@@ -17,12 +15,11 @@ from ..errors import ErrorCode, OrthancError
 from ..limits import Limits, too_large
 from ..registry import CompressionType, Origin
 from .app import Api
-from .http import Request, Response, Router, json_response
+from .http import Request, Response, Router, file_stream, json_response
 
 log = logging.getLogger(__name__)
 
 _STREAM_THRESHOLD = 8 * 1024 * 1024
-_CHUNK = 1024 * 1024
 _DICOMDIR_CLASS = b"1.2.840.10008.1.3.10"
 _MAX_ZIP_ENTRIES = 200_000  # each costs a ZipInfo object in memory before any check can run
 
@@ -122,7 +119,7 @@ async def download(api: Api, request: Request, id: str) -> Response:
     if info.compression == CompressionType.NONE and path is not None and info.compressed_size > _STREAM_THRESHOLD:
         return Response(200, b"", b"application/dicom",
                         [*headers, (b"content-length", str(info.compressed_size).encode())],
-                        stream=_stream_file(api, path))
+                        stream=file_stream(api.pool, path))
     try:
         if info.compressed_size > 256 * 1024:
             data = await api.run(read_attachment, ctx.storage, info)
@@ -136,16 +133,3 @@ async def download(api: Api, request: Request, id: str) -> Response:
         info = fresh
         headers = [(b"content-disposition", f'filename="{info.uuid}.dcm"'.encode())]
     return Response(200, data, b"application/dicom", headers)
-
-
-async def _stream_file(api: Api, path: str) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
-    f = await loop.run_in_executor(api.pool, open, path, "rb")
-    try:
-        while True:
-            chunk = await loop.run_in_executor(api.pool, f.read, _CHUNK)
-            if not chunk:
-                break
-            yield chunk
-    finally:
-        f.close()

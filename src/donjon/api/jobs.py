@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
 from ..jobs.engine import Job
 from .app import Api
-from .http import EMPTY_JSON_OBJECT, Request, Response, Router, json_response
-
-_CHUNK = 1024 * 1024
+from .http import EMPTY_JSON_OBJECT, Request, Response, Router, file_stream, json_response
 
 
 def register(router: Router) -> None:
@@ -60,11 +56,12 @@ async def get_output(api: Api, request: Request, id: str, key: str) -> Response:
     output = api.ctx.jobs.engine.output(id, key)
     if output is None or not os.path.exists(output.path):
         raise OrthancError(ErrorCode.INEXISTENT_ITEM, f"Job has no such output: {key}")
+    # opened before the answer starts, so that a concurrent discard cannot cut the stream
     f = await api.run(open, output.path, "rb")
     size = os.fstat(f.fileno()).st_size
     headers = [(b"content-disposition", f'filename="{output.filename}"'.encode()),
                (b"content-length", str(size).encode())]
-    return Response(200, b"", output.mime.encode(), headers, stream=_stream_file(api, f))
+    return Response(200, b"", output.mime.encode(), headers, stream=file_stream(api.pool, f))
 
 
 async def delete_output(api: Api, request: Request, id: str, key: str) -> Response:
@@ -74,19 +71,6 @@ async def delete_output(api: Api, request: Request, id: str, key: str) -> Respon
         raise OrthancError(ErrorCode.INEXISTENT_ITEM, f"Job has no such output: {key}")
     await api.run(engine.discard_output, id)
     return Response(200, b"", b"text/plain")
-
-
-async def _stream_file(api: Api, f: Any) -> AsyncIterator[bytes]:
-    """The file was opened before the answer started, so a concurrent discard cannot cut it."""
-    loop = asyncio.get_running_loop()
-    try:
-        while True:
-            chunk = await loop.run_in_executor(api.pool, f.read, _CHUNK)
-            if not chunk:
-                break
-            yield chunk
-    finally:
-        f.close()
 
 
 # -- options shared by every route that creates a job (jobs.md §5.1) ----------------------------------

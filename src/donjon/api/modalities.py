@@ -15,7 +15,7 @@ import orjson
 
 from ..core.views import TagFormat
 from ..dicom.main_tags import MAIN_TAGS
-from ..errors import EmptyAnswer, ErrorCode, OrthancError
+from ..errors import ErrorCode, OrthancError
 from ..jobs.instances import expand_instances
 from ..network import scu
 from ..network.jobs import DicomGetScuJob, DicomModalityStoreJob, DicomMoveScuJob, log_exports
@@ -25,6 +25,7 @@ from ..registry import Level, parse_level
 from .app import Api
 from .http import EMPTY_JSON_OBJECT, Request, Response, Router, empty_response, json_response
 from .jobs import job_options, submit
+from .named_lists import delete_response, list_response, routes_response
 from .tools import parse_tag
 
 _SUB_ROUTES = ["configuration", "echo", "find", "find-instance", "find-patient", "find-series", "find-study",
@@ -136,16 +137,11 @@ def modality(api: Api, name: str) -> RemoteModality:
 # -- CRUD -----------------------------------------------------------------------------------------------
 
 async def list_modalities(api: Api, request: Request) -> Response:
-    items = modalities_of(api.ctx).items()
-    if "expand" in request.query and request.flag("expand"):
-        return json_response({name: m.full_form() for name, m in items})
-    return json_response([name for name, _ in items])
+    return list_response(request, modalities_of(api.ctx), lambda m: m.full_form())
 
 
 async def modality_routes(api: Api, request: Request, id: str) -> Response:
-    if modalities_of(api.ctx).get(id) is None:
-        raise EmptyAnswer(404)
-    return json_response(_SUB_ROUTES)
+    return routes_response(modalities_of(api.ctx), id, _SUB_ROUTES)
 
 
 async def get_configuration(api: Api, request: Request, id: str) -> Response:
@@ -160,9 +156,7 @@ async def put_modality(api: Api, request: Request, id: str) -> Response:
 
 
 async def delete_modality(api: Api, request: Request, id: str) -> Response:
-    if not await api.run(modalities_of(api.ctx).delete, id):
-        raise OrthancError(ErrorCode.INEXISTENT_ITEM, f"Unknown DICOM modality with symbolic name: {id}")
-    return empty_response()
+    return await delete_response(api, modalities_of(api.ctx), id, f"Unknown DICOM modality with symbolic name: {id}")
 
 
 # -- C-ECHO ---------------------------------------------------------------------------------------------

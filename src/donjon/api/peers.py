@@ -22,6 +22,7 @@ from .app import Api
 from .http import Request, Response, Router, empty_response, json_response
 from .jobs import job_options, submit
 from .modalities import bool_field, json_body, parse_resources, string_field
+from .named_lists import delete_response, list_response, routes_response
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,11 @@ def register(router: Router) -> None:
 
 
 async def list_peers(api: Api, request: Request) -> Response:
-    items = peers_of(api.ctx).items()
-    if "expand" in request.query and request.flag("expand"):
-        return json_response({name: peer.public() for name, peer in items})
-    return json_response([name for name, _ in items])
+    return list_response(request, peers_of(api.ctx), lambda peer: peer.public())
 
 
 async def peer_routes(api: Api, request: Request, id: str) -> Response:
-    if peers_of(api.ctx).get(id) is None:
-        raise EmptyAnswer(404)
-    return json_response(_SUB_ROUTES)
+    return routes_response(peers_of(api.ctx), id, _SUB_ROUTES)
 
 
 async def get_configuration(api: Api, request: Request, id: str) -> Response:
@@ -64,9 +60,7 @@ async def put_peer(api: Api, request: Request, id: str) -> Response:
 
 
 async def delete_peer(api: Api, request: Request, id: str) -> Response:
-    if not await api.run(peers_of(api.ctx).delete, id):
-        raise OrthancError(ErrorCode.INEXISTENT_ITEM, f"Unknown Orthanc peer: {id}")
-    return empty_response()
+    return await delete_response(api, peers_of(api.ctx), id, f"Unknown Orthanc peer: {id}")
 
 
 async def peer_system(api: Api, request: Request, id: str) -> Response:

@@ -225,45 +225,48 @@ def _scan_dataset(buf: bytes, pos: int, end: int, h: Header, record: bool, allow
 
 
 def _scan_sequence(buf: bytes, pos: int, end: int, h: Header, depth: int, implicit: bool) -> int:
-    hdr = _LE if h.little else _BE
     while True:
-        if pos + 8 > end:
-            raise MalformedDicom("truncated sequence")
-        group, elem, length = hdr.unpack_from(buf, pos)
+        elem, length = _item_header(buf, pos, end, h, "truncated sequence", "bad item")
         pos += 8
-        _count(h)
-        if group != 0xFFFE:
-            raise MalformedDicom("bad item")
         if elem == 0xE0DD:
             return pos
         if elem != 0xE000:
             raise MalformedDicom("bad item tag")
-        if length == _UNDEFINED:
-            pos = _scan_dataset(buf, pos, end, h, False, False, depth, item=True, implicit=implicit)
-        else:
-            if pos + length > end:
-                raise MalformedDicom("truncated item")
-            _scan_dataset(buf, pos, pos + length, h, False, False, depth, implicit=implicit)
-            pos += length
+        pos = _scan_item(buf, pos, end, h, depth, implicit, length)
 
 
 def _scan_sequence_defined(buf: bytes, pos: int, end: int, h: Header, depth: int, implicit: bool) -> None:
-    hdr = _LE if h.little else _BE
     while pos < end:
-        if pos + 8 > end:
-            raise MalformedDicom("truncated item")
-        group, elem, length = hdr.unpack_from(buf, pos)
+        elem, length = _item_header(buf, pos, end, h, "truncated item", "bad item tag")
         pos += 8
-        _count(h)
-        if group != 0xFFFE or elem != 0xE000:
+        if elem != 0xE000:
             raise MalformedDicom("bad item tag")
-        if length == _UNDEFINED:
-            pos = _scan_dataset(buf, pos, end, h, False, False, depth, item=True, implicit=implicit)
-        else:
-            if pos + length > end:
-                raise MalformedDicom("truncated item")
-            _scan_dataset(buf, pos, pos + length, h, False, False, depth, implicit=implicit)
-            pos += length
+        pos = _scan_item(buf, pos, end, h, depth, implicit, length)
+
+
+def _item_header(buf: bytes, pos: int, end: int, h: Header, truncated: str, bad: str) -> tuple[int, int]:
+    """(element, length) of the 8-byte item (or delimiter) header at `pos`, counted as an element.
+
+    Shared by sequences and pixel data fragments, which differ only in their error messages: `truncated`
+    when the header does not fit, `bad` when its tag is not in group FFFE.
+    """
+    if pos + 8 > end:
+        raise MalformedDicom(truncated)
+    group, elem, length = (_LE if h.little else _BE).unpack_from(buf, pos)
+    _count(h)
+    if group != 0xFFFE:
+        raise MalformedDicom(bad)
+    return elem, length
+
+
+def _scan_item(buf: bytes, pos: int, end: int, h: Header, depth: int, implicit: bool, length: int) -> int:
+    """Scan the data set of one sequence item starting at `pos`; returns the position after it."""
+    if length == _UNDEFINED:
+        return _scan_dataset(buf, pos, end, h, False, False, depth, item=True, implicit=implicit)
+    if pos + length > end:
+        raise MalformedDicom("truncated item")
+    _scan_dataset(buf, pos, pos + length, h, False, False, depth, implicit=implicit)
+    return pos + length
 
 
 def _count(h: Header) -> None:
@@ -273,15 +276,9 @@ def _count(h: Header) -> None:
 
 
 def _scan_fragments(buf: bytes, pos: int, end: int, h: Header) -> int:
-    hdr = _LE if h.little else _BE
     while True:
-        if pos + 8 > end:
-            raise MalformedDicom("truncated pixel data")
-        group, elem, length = hdr.unpack_from(buf, pos)
+        elem, length = _item_header(buf, pos, end, h, "truncated pixel data", "bad fragment")
         pos += 8
-        _count(h)
-        if group != 0xFFFE:
-            raise MalformedDicom("bad fragment")
         if elem == 0xE0DD:
             return pos
         if elem != 0xE000 or length == _UNDEFINED or pos + length > end:

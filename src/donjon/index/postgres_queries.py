@@ -20,6 +20,7 @@ from psycopg import Connection
 
 from .postgres_batch import PendingRows
 from .protocol import ChangeRow, FileInfo, ResourceRow
+from .rows import ancestor_joins, export_dicts, range_bounds, size_totals
 
 _FILE_COLUMNS = ("uuid, type, uncompressed_size, uncompressed_md5, compression, compressed_size, "
                  "compressed_md5, revision")
@@ -198,15 +199,8 @@ class PgReader:
         return {name: int(value) for name, value in self._all("SELECT name, sum(value) FROM counters GROUP BY name")}
 
     def resource_sizes(self, internal_ids: Sequence[int]) -> tuple[int, int, int, int]:
-        disk = unc = ddisk = dunc = 0
-        for t, c, u in self._all("SELECT type, sum(compressed_size), sum(uncompressed_size) FROM attachments "
-                                 "WHERE resource_id = ANY(%s) GROUP BY type", (list(internal_ids),)):
-            disk += int(c)
-            unc += int(u)
-            if t == 1:
-                ddisk += int(c)
-                dunc += int(u)
-        return disk, unc, ddisk, dunc
+        return size_totals(self._all("SELECT type, sum(compressed_size), sum(uncompressed_size) FROM attachments "
+                                     "WHERE resource_id = ANY(%s) GROUP BY type", (list(internal_ids),)))
 
     # -- changes and exports ------------------------------------------------------------------
     def changes(self, since: int, limit: int) -> list[ChangeRow]:
@@ -236,9 +230,7 @@ class PgReader:
         rows = self._all(
             "SELECT seq, level, public_id, remote_modality, date, patient_id, study_uid, series_uid, sop_uid "
             "FROM exports WHERE seq > %s ORDER BY seq LIMIT %s", (since, limit))
-        keys = ("seq", "level", "public_id", "remote_modality", "date", "patient_id", "study_uid",
-                "series_uid", "sop_uid")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return export_dicts(rows)
 
     def last_export_seq(self) -> int:
         row = self._one("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM exports_seq")
@@ -265,14 +257,7 @@ class PgReader:
         """Ids at `level` satisfying indexed constraints; see `SQLiteReader.find_candidates`."""
         if not constraints:
             return None
-        joins: list[str] = []
-        aliases = {level: "r0"}
-        for depth, lvl in enumerate(range(level - 1, 0, -1), start=1):
-            prev = aliases[lvl + 1]
-            alias = f"r{depth}"
-            joins.append(f"JOIN resources {alias} ON {alias}.id = {prev}.parent_id")
-            aliases[lvl] = alias
-        joins = joins[:level - min(c[0] for c in constraints)]
+        joins, aliases = ancestor_joins(level, constraints)
         where = ["r0.level = %s"]
         params: list[Any] = [level]
         for filter_level, tag, op, operand in constraints:
@@ -289,13 +274,9 @@ class PgReader:
                 params += [tag, glob_to_like(strip_nul(operand))]
             elif op == "range":
                 low, high = operand
-                cond = []
-                if low is not None:
-                    cond.append("i.norm >= %s")
-                if high is not None:
-                    cond.append("i.norm <= %s")
-                where.append(f"EXISTS ({base}{' AND '.join(cond) or 'TRUE'})")
-                params += [tag] + [strip_nul(v) for v in (low, high) if v is not None]
+                bounds, values = range_bounds(low, high, "%s")
+                where.append(f"EXISTS ({base}{bounds or 'TRUE'})")
+                params += [tag, *(strip_nul(v) for v in values)]
             else:
                 raise ValueError(op)
         q = f"SELECT r0.id FROM resources r0 {' '.join(joins)} WHERE {' AND '.join(where)} ORDER BY r0.id"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .protocol import ChangeRow, FileInfo, ResourceRow
+from .rows import ancestor_joins, export_dicts, range_bounds, size_totals
 
 _CHUNK = 500
 
@@ -196,17 +197,12 @@ class SQLiteReader:
 
     def resource_sizes(self, internal_ids: Sequence[int]) -> tuple[int, int, int, int]:
         """(disk, uncompressed, dicom disk, dicom uncompressed) over the given resources."""
-        disk = unc = ddisk = dunc = 0
-        for chunk in _chunks(list(internal_ids)):
-            q = ("SELECT type, SUM(compressed_size), SUM(uncompressed_size) FROM attachments "
-                 f"WHERE resource_id IN ({','.join('?' * len(chunk))}) GROUP BY type")
-            for t, c, u in self.conn.execute(q, tuple(chunk)):
-                disk += c
-                unc += u
-                if t == 1:
-                    ddisk += c
-                    dunc += u
-        return disk, unc, ddisk, dunc
+        def rows() -> Iterator[tuple[int, int, int]]:
+            for chunk in _chunks(list(internal_ids)):
+                q = ("SELECT type, SUM(compressed_size), SUM(uncompressed_size) FROM attachments "
+                     f"WHERE resource_id IN ({','.join('?' * len(chunk))}) GROUP BY type")
+                yield from self.conn.execute(q, tuple(chunk))
+        return size_totals(rows())
 
     # -- changes and exports ------------------------------------------------------------------
     def changes(self, since: int, limit: int) -> list[ChangeRow]:
@@ -238,9 +234,7 @@ class SQLiteReader:
         rows = self.conn.execute(
             "SELECT seq, level, public_id, remote_modality, date, patient_id, study_uid, series_uid, sop_uid "
             "FROM exports WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit))
-        keys = ("seq", "level", "public_id", "remote_modality", "date", "patient_id", "study_uid",
-                "series_uid", "sop_uid")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return export_dicts(rows)
 
     def last_export_seq(self) -> int:
         row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'exports'").fetchone()
@@ -273,15 +267,7 @@ class SQLiteReader:
         """
         if not constraints:
             return None
-        joins: list[str] = []
-        aliases = {level: "r0"}
-        for depth, lvl in enumerate(range(level - 1, 0, -1), start=1):
-            prev = aliases[lvl + 1]
-            alias = f"r{depth}"
-            joins.append(f"JOIN resources {alias} ON {alias}.id = {prev}.parent_id")
-            aliases[lvl] = alias
-        needed_depth = level - min(c[0] for c in constraints)
-        joins = joins[:needed_depth]
+        joins, aliases = ancestor_joins(level, constraints)
         where = ["r0.level = ?"]
         params: list[Any] = [level]
         for filter_level, tag, op, operand in constraints:
@@ -298,13 +284,9 @@ class SQLiteReader:
                 params += [tag, operand]
             elif op == "range":
                 low, high = operand
-                cond = []
-                if low is not None:
-                    cond.append("i.norm >= ?")
-                if high is not None:
-                    cond.append("i.norm <= ?")
-                where.append(f"EXISTS ({base}{' AND '.join(cond) or '1'})")
-                params += [tag] + [v for v in (low, high) if v is not None]
+                bounds, values = range_bounds(low, high, "?")
+                where.append(f"EXISTS ({base}{bounds or '1'})")
+                params += [tag, *values]
             else:
                 raise ValueError(op)
         q = f"SELECT r0.id FROM resources r0 {' '.join(joins)} WHERE {' AND '.join(where)} ORDER BY r0.id"

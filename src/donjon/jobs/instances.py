@@ -62,6 +62,17 @@ class InstancesJob(Job):
     def handle_trailing_step(self) -> None:
         """Run once after every instance (e.g. delete the sources)."""
 
+    def delete_sources(self, name: str) -> None:
+        """The trailing step of jobs that store new instances in place of theirs: delete every source.
+
+        An instance that cannot be deleted (already gone...) is logged as "`name` job: ...", not fatal.
+        """
+        for instance in self.instances:
+            try:
+                self.ctx.delete(Level.INSTANCE, instance)
+            except OrthancError as e:
+                log.warning("%s job: cannot delete the source instance %s: %s", name, instance, e)
+
     # -- Job --------------------------------------------------------------------------------------
     def steps_count(self) -> int:
         return len(self.instances) + (1 if self.trailing_step else 0)

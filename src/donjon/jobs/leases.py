@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .engine import JobsEngine, JobState
-from .persistence import POLL, PROGRESS_PERIOD, restore_record, serialize_record
+from .persistence import POLL, SaveTrigger, restore_record, serialize_record
 
 if TYPE_CHECKING:
     from ..core.context import ServerContext
@@ -147,18 +147,14 @@ class LeasedJobs:
     # -- background ---------------------------------------------------------------------------------
     def _loop(self) -> None:
         now = time.monotonic()
-        last_progress = last_renew = last_claim = now
+        last_renew = last_claim = now
+        trigger = SaveTrigger(self.engine, now)
         renew_period = self.lease / 3.0
         claim_period = max(self.lease / 4.0, 1.0)
         while not self._stop.wait(POLL):
             try:
                 now = time.monotonic()
-                if self.engine.dirty.is_set():
-                    self.engine.dirty.clear()
-                    self.save()
-                elif self.engine.progressed.is_set() and now - last_progress >= PROGRESS_PERIOD:
-                    last_progress = now
-                    self.engine.progressed.clear()
+                if trigger.due(now):
                     self.save()
                 if now - last_renew >= renew_period:
                     last_renew = now

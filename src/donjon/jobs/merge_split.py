@@ -9,7 +9,6 @@ remove those attributes. Neither records `ModifiedFrom`, as Orthanc 1.10.1.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -24,8 +23,6 @@ from .persistence import register_loader
 
 if TYPE_CHECKING:
     from ..core.context import ServerContext
-
-log = logging.getLogger(__name__)
 
 
 def read_instance(ctx: ServerContext, instance_id: str) -> bytes | None:
@@ -65,13 +62,8 @@ class StudyMoveJob(InstancesJob):
         return True
 
     def handle_trailing_step(self) -> None:
-        if self.keep_source:
-            return
-        for instance in self.instances:
-            try:
-                self.ctx.delete(Level.INSTANCE, instance)
-            except OrthancError as e:
-                log.warning("%s job: cannot delete the source instance %s: %s", self.job_type, instance, e)
+        if not self.keep_source:
+            self.delete_sources(self.job_type)
 
     def content(self) -> dict[str, Any]:
         out = super().content()

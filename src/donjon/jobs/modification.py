@@ -114,13 +114,8 @@ class ResourceModificationJob(InstancesJob):
                 known.append(public)
 
     def handle_trailing_step(self) -> None:
-        if self.keep_source:
-            return
-        for instance in self.instances:
-            try:
-                self.ctx.delete(Level.INSTANCE, instance)
-            except OrthancError as e:
-                log.warning("Modification job: cannot delete the source instance %s: %s", instance, e)
+        if not self.keep_source:
+            self.delete_sources("Modification")
 
     def reset(self) -> None:
         super().reset()

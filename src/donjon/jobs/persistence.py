@@ -79,6 +79,28 @@ def restore_record(ctx: ServerContext, job_id: str, item: dict[str, Any]) -> Job
     return rec
 
 
+class SaveTrigger:
+    """When a saver must write: at once after a change, at most every `PROGRESS_PERIOD` for progress only.
+
+    Shared by the single-process saver (`JobsSaver`) and the shared-mode one (`leases.LeasedJobs`).
+    """
+
+    def __init__(self, engine: JobsEngine, now: float):
+        self.engine = engine
+        self.last_progress = now
+
+    def due(self, now: float) -> bool:
+        """True when the jobs must be saved now (the engine's flag that says so is cleared)."""
+        if self.engine.dirty.is_set():
+            self.engine.dirty.clear()
+            return True
+        if self.engine.progressed.is_set() and now - self.last_progress >= PROGRESS_PERIOD:
+            self.last_progress = now
+            self.engine.progressed.clear()
+            return True
+        return False
+
+
 def serialize_registry(engine: JobsEngine) -> bytes:
     jobs: dict[str, Any] = {}
     for rec in engine.records():
@@ -139,15 +161,11 @@ class JobsSaver:
             log.exception("Cannot save the jobs registry")
 
     def _loop(self) -> None:
-        last_periodic = last_progress = time.monotonic()
+        last_periodic = time.monotonic()
+        trigger = SaveTrigger(self.engine, last_periodic)
         while not self._stop.wait(POLL):
             now = time.monotonic()
-            if self.engine.dirty.is_set():
-                self.engine.dirty.clear()
-                self.save()
-            elif self.engine.progressed.is_set() and now - last_progress >= PROGRESS_PERIOD:
-                last_progress = now
-                self.engine.progressed.clear()
+            if trigger.due(now):
                 self.save()
             elif now - last_periodic >= PERIOD:
                 last_periodic = now

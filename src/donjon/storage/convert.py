@@ -25,7 +25,7 @@ import logging
 import os
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +36,7 @@ from ..errors import OrthancError
 from ..index.protocol import FileInfo
 from ..registry import ChangeType, CompressionType, ContentType, is_user_key
 from . import compression
-from .maintenance import Record, records
+from .maintenance import Record, batched, records
 from .protocol import StorageArea
 
 log = logging.getLogger(__name__)
@@ -168,22 +168,20 @@ class Converter:
         started = time.monotonic()
         self.report.recovered = recover(self.index, self.storage, self.journal)
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="convert") as pool:
-            batch: list[_Work] = []
-            for record in records(self.index, headers=self.compress):
-                self.report.examined += 1
-                work = self._work(record)
-                if work is None or work.new_uuid is None:
-                    self.report.already += 1
-                if work is None:
-                    continue
-                batch.append(work)
-                if len(batch) >= self.batch:
-                    self._run_batch(pool, batch)
-                    batch = []
-            if batch:
+            for batch in batched(self._walk(), self.batch):
                 self._run_batch(pool, batch)
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _walk(self) -> Iterator[_Work]:
+        """The work of every record that needs some; counts the records examined and those already done."""
+        for record in records(self.index, headers=self.compress):
+            self.report.examined += 1
+            work = self._work(record)
+            if work is None or work.new_uuid is None:
+                self.report.already += 1
+            if work is not None:
+                yield work
 
     # -- one batch --------------------------------------------------------------------------------
     def _run_batch(self, pool: ThreadPoolExecutor, batch: list[_Work]) -> None:
@@ -201,8 +199,7 @@ class Converter:
             old = w.record.info
             if w.error is not None:
                 self._remove_new(w)  # in case one was written
-                self.report.failures.append(f"{w.record.public_id} attachment {old.content_type} "
-                                            f"({old.uuid}): {w.error}")
+                self.report.failures.append(w.record.failure(w.error))
                 continue
             if w.new is not None:
                 if w.new.uuid in switched:

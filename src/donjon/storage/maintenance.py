@@ -8,9 +8,9 @@ server holds it), a PostgreSQL index by its own advisory lock (`PostgreSQL.Lock`
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import Configuration
 from ..core.index_lock import IndexLock
@@ -18,6 +18,7 @@ from ..index.protocol import FileInfo
 from ..registry import ContentType, Level, Metadata
 
 _PAGE = 500
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,10 @@ class Record:
     public_id: str
     info: FileInfo
     header_offset: int | None = None  # a DICOM file whose header (attachment 3) is missing: its length
+
+    def failure(self, reason: str) -> str:
+        """The line a command's report gives for a file it could not handle."""
+        return f"{self.public_id} attachment {self.info.content_type} ({self.info.uuid}): {reason}"
 
 
 class Workspace:
@@ -89,3 +94,18 @@ def records(index: Any, headers: bool = False) -> Iterator[Record]:
             if count < _PAGE:
                 break
             offset += count
+
+
+def batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """Lists of `size` items (the last one shorter), each given as soon as it is full.
+
+    The commands handle a batch before reading further records, so that a long walk shows progress.
+    """
+    batch: list[_T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

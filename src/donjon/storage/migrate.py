@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ErrorCode, OrthancError
-from .maintenance import Record, records
+from .maintenance import Record, batched, records
 from .protocol import StorageArea
 
 
@@ -55,13 +55,7 @@ class Migrator:
     def run(self) -> MigrateReport:
         started = time.monotonic()
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="migrate") as pool:
-            batch: list[Record] = []
-            for record in records(self.index):
-                batch.append(record)
-                if len(batch) >= self.batch:
-                    self._run_batch(pool, batch)
-                    batch = []
-            if batch:
+            for batch in batched(records(self.index), self.batch):
                 self._run_batch(pool, batch)
         self.report.seconds = time.monotonic() - started
         return self.report
@@ -76,9 +70,7 @@ class Migrator:
             elif outcome == "present":
                 self.report.present += 1
             else:
-                info = record.info
-                self.report.failures.append(f"{record.public_id} attachment {info.content_type} ({info.uuid}): "
-                                            f"{outcome}")
+                self.report.failures.append(record.failure(outcome))
         self.on_progress(len(batch), sum(r.info.compressed_size for r in batch))
 
     def _copy(self, record: Record) -> str:

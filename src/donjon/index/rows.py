@@ -1,0 +1,62 @@
+"""Pure-Python pieces shared by the SQLite and PostgreSQL queries (`sqlite_queries.py`, `postgres_queries.py`).
+
+Only what does not depend on the back-end lives here: the mapping of result rows, and the parts of
+generated SQL that hold no placeholder (or take the back-end's one as an argument), so that both
+indexes answer alike while each keeps its own SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+EXPORT_KEYS = ("seq", "level", "public_id", "remote_modality", "date", "patient_id", "study_uid",
+               "series_uid", "sop_uid")
+
+
+def export_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of `exports` (columns in `EXPORT_KEYS` order) as dicts."""
+    return [dict(zip(EXPORT_KEYS, r, strict=True)) for r in rows]
+
+
+def size_totals(rows: Iterable[tuple[int, Any, Any]]) -> tuple[int, int, int, int]:
+    """(disk, uncompressed, dicom disk, dicom uncompressed) from (type, compressed sum, uncompressed sum) rows.
+
+    The sums are converted with `int` (PostgreSQL's `sum` of bigint is numeric).
+    """
+    disk = unc = ddisk = dunc = 0
+    for t, c, u in rows:
+        disk += int(c)
+        unc += int(u)
+        if t == 1:
+            ddisk += int(c)
+            dunc += int(u)
+    return disk, unc, ddisk, dunc
+
+
+def ancestor_joins(level: int, constraints: Sequence[tuple[int, int, str, Any]]) -> tuple[list[str], dict[int, str]]:
+    """`find_candidates`' joins from the resources at `level` (alias r0) up to the highest filtered level.
+
+    Returns the JOIN clauses and the alias of each level (r0 for `level`, r1 for its parent...).
+    """
+    joins: list[str] = []
+    aliases = {level: "r0"}
+    for depth, lvl in enumerate(range(level - 1, 0, -1), start=1):
+        prev = aliases[lvl + 1]
+        alias = f"r{depth}"
+        joins.append(f"JOIN resources {alias} ON {alias}.id = {prev}.parent_id")
+        aliases[lvl] = alias
+    return joins[:level - min(c[0] for c in constraints)], aliases
+
+
+def range_bounds(low: str | None, high: str | None, placeholder: str) -> tuple[str, list[str]]:
+    """The `i.norm` bounds of a range constraint ('' when open at both ends) and their parameters."""
+    cond: list[str] = []
+    values: list[str] = []
+    if low is not None:
+        cond.append(f"i.norm >= {placeholder}")
+        values.append(low)
+    if high is not None:
+        cond.append(f"i.norm <= {placeholder}")
+        values.append(high)
+    return " AND ".join(cond), values
