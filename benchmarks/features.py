@@ -5,6 +5,9 @@
   features.py ingest-modes DATA [--rounds N]  REST ingest (4 clients): plain, StorageCompression,
                                               and full storage (MaximumPatientCount 5: each new patient
                                               recycles the oldest)
+  features.py archive DATA [--rounds N]       `GET /studies/{id}/archive` of one study at 100 instances
+                                              then at all of DATA's (500 CT slices: see docs/benchmarks.md),
+                                              best of 3, with the server's RSS before and its peak during
 
 DATA is a folder made by the shared harness (`bench.py gen`). Each round starts a fresh Donjon and a
 fresh Orthanc, one after the other, on the same data; figures are medians over the rounds, printed as
@@ -28,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 USER_KEY = 1024
 
@@ -38,9 +42,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Server(NamedTuple):
+    port: int
+    pid: int
+
+
 @contextmanager
-def server(kind: str, extra: dict[str, object]) -> Iterator[int]:
-    """A fresh server of `kind` ("donjon" or "orthanc") on free ports; yields its HTTP port."""
+def server(kind: str, extra: dict[str, object]) -> Iterator[Server]:
+    """A fresh server of `kind` ("donjon" or "orthanc") on free ports."""
     work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
     port = _free_port()
     config = {"HttpPort": port, "DicomPort": _free_port(), "StorageDirectory": str(work / "storage"),
@@ -64,7 +73,7 @@ def server(kind: str, extra: dict[str, object]) -> Iterator[int]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{kind} did not start: {(work / 'server.log').read_text()[-2000:]}") from None
                 time.sleep(0.1)
-        yield port
+        yield Server(port, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -107,7 +116,7 @@ def data_files(data: Path) -> list[bytes]:
 
 
 def bench_metadata(files: list[bytes], kind: str) -> dict[str, float]:
-    with server(kind, {}) as port:
+    with server(kind, {}) as (port, _):
         run_clients(port, [("POST", "/instances", f) for f in files[:100]], 2)
         conn = http.client.HTTPConnection("127.0.0.1", port)
         conn.request("GET", "/instances")
@@ -130,27 +139,81 @@ def bench_ingest_modes(files: list[bytes], kind: str) -> dict[str, float]:
         "ingest into a full storage (recycling), 4 clients": {"MaximumPatientCount": 5},
     }
     for name, extra in modes.items():
-        with server(kind, extra) as port:
+        with server(kind, extra) as (port, _):
             out[name] = run_clients(port, [("POST", "/instances", f) for f in files], 4)
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def _timed_archive(srv: Server, study: str) -> tuple[float, float]:
+    """Seconds to download the study's ZIP (read and dropped in 1 MB chunks), and the server's peak RSS."""
+    peak = _rss_mb(srv.pid)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.005):
+            peak = max(peak, _rss_mb(srv.pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=600)
+    conn.request("GET", f"/studies/{study}/archive")
+    answer = conn.getresponse()
+    while answer.read(1 << 20):
+        pass
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if answer.status != 200:
+        raise RuntimeError(f"archive: HTTP {answer.status}")
+    return elapsed, peak
+
+
+def bench_archive(files: list[bytes], kind: str) -> dict[str, float]:
+    out = {}
+    with server(kind, {}) as srv:
+        loaded = 0
+        for count in (100, len(files)):
+            run_clients(srv.port, [("POST", "/instances", f) for f in files[loaded:count]], 4)
+            loaded = count
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+            conn.request("GET", "/studies")
+            (study,) = json.loads(conn.getresponse().read())
+            before = _rss_mb(srv.pid)
+            runs = [_timed_archive(srv, study) for _ in range(3)]
+            elapsed, peak = min(r[0] for r in runs), max(r[1] for r in runs)
+            megabytes = sum(len(f) for f in files[:count]) / 1e6
+            out[f"archive of {count} instances, MB/s"] = megabytes / elapsed
+            out[f"archive of {count} instances, RSS before (MB)"] = before
+            out[f"archive of {count} instances, peak RSS during (MB)"] = max(peak, before)
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("metadata", "ingest-modes"))
+    parser.add_argument("what", choices=("metadata", "ingest-modes", "archive"))
     parser.add_argument("data", type=Path)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     files = data_files(args.data)
-    bench: Callable[[list[bytes], str], dict[str, float]] = \
-        bench_metadata if args.what == "metadata" else bench_ingest_modes
+    benches: dict[str, Callable[[list[bytes], str], dict[str, float]]] = \
+        {"metadata": bench_metadata, "ingest-modes": bench_ingest_modes, "archive": bench_archive}
+    bench = benches[args.what]
     results: dict[str, dict[str, list[float]]] = {"donjon": {}, "orthanc": {}}
     for r in range(args.rounds):
         order = ("donjon", "orthanc") if r % 2 == 0 else ("orthanc", "donjon")
         for kind in order:
             for name, value in bench(files, kind).items():
                 results[kind].setdefault(name, []).append(value)
-    print("| Measure (requests/s) | Donjon | Orthanc 1.10.1 | Ratio |")
+    print(f"| Measure{' (requests/s)' if args.what != 'archive' else ''} | Donjon | Orthanc 1.10.1 | Ratio |")
     print("|---|---|---|---|")
     for name in results["donjon"]:
         d, o = statistics.median(results["donjon"][name]), statistics.median(results["orthanc"][name])

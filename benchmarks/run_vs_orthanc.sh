@@ -37,6 +37,6 @@ for i in $(seq 1 100); do
 done
 OUT=$ROOT/.bench/results/$PROFILE-$(date +%Y%m%d-%H%M%S).json
 "$PY" "$HARNESS/orthanc_baseline.py" --data "$DATA" --env TCP_NODELAY=1 \
-    --against "http://127.0.0.1:$PORT,pid=$PID,storage=$WORK/storage,label=donjon" \
+    --against "http://127.0.0.1:$PORT,dicom=$DPORT,aet=ORTHANC,pid=$PID,storage=$WORK/storage,label=donjon" \
     -- --rounds "$ROUNDS" --json "$OUT" "$@"
 echo "results: $OUT"

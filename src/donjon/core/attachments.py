@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import uuid as uuidlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..index.protocol import FileInfo
 from ..registry import CompressionType
 from ..storage import compression
 from ..storage.protocol import StorageArea
+
+# Above this size the MD5s are computed on a helper thread while the file is written and fsynced
+# (hashlib and the write both release the GIL): 0.9 ms of a 0.5 MB CT slice's store is hidden in the
+# fsync; below it the hand-over would cost more than the hash.
+_PARALLEL_MD5_BYTES = 64 * 1024
+_hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5")
+
+
+def _md5s(data: bytes, stored: bytes) -> tuple[str, str]:
+    md5 = hashlib.md5(data).hexdigest()
+    return md5, md5 if stored is data else hashlib.md5(stored).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -32,12 +44,16 @@ def write_attachment(storage: StorageArea, data: bytes, content_type: int, polic
     else:
         stored = data
         kind = CompressionType.NONE
-    storage.create(uuid, stored, content_type)
-    if policy.md5:
-        md5 = hashlib.md5(data).hexdigest()
-        stored_md5 = md5 if stored is data else hashlib.md5(stored).hexdigest()
-    else:
+    if not policy.md5:
+        storage.create(uuid, stored, content_type)
         md5 = stored_md5 = ""
+    elif len(data) >= _PARALLEL_MD5_BYTES:
+        hashed = _hasher.submit(_md5s, data, stored)
+        storage.create(uuid, stored, content_type)
+        md5, stored_md5 = hashed.result()
+    else:
+        storage.create(uuid, stored, content_type)
+        md5, stored_md5 = _md5s(data, stored)
     return FileInfo(uuid=uuid, content_type=content_type, uncompressed_size=len(data), uncompressed_md5=md5,
                     compression=int(kind), compressed_size=len(stored), compressed_md5=stored_md5,
                     revision=revision)
