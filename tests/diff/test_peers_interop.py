@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import io
 import os
-import shutil
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import httpx
 import pytest
 
 from tests.api.test_peers import Recorder, error, wait_job
+from tests.support.pki import HAS_OPENSSL, make_pki
 from tests.support.servers import ORTHANC, SAMPLES, Server, free_port, start_donjon, start_orthanc
 
 needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc 1.10.1 is not installed")
@@ -249,30 +248,12 @@ def _gunzip(data: bytes) -> bytes:
 
 # -- HTTPS ---------------------------------------------------------------------------------------------------
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A throw-away CA, a server certificate for 127.0.0.1/localhost, another CA, a client certificate."""
-    if shutil.which("openssl") is None:
+    if not HAS_OPENSSL:
         pytest.skip("the openssl command is not installed")
-    d = tmp_path_factory.mktemp("pki")
-    for ca in ("ca", "other-ca"):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
-                 "-days", "2", "-subj", f"/CN=Donjon test {ca}", cwd=d)
-    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=127.0.0.1", cwd=d)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "server.pem", "-days", "2", "-extfile", "server.ext", cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-keyout", "client.key", "-passout", f"pass:{KEY_PASSWORD}",
-             "-out", "client.csr", "-subj", "/CN=donjon-client", cwd=d)
-    _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "client.pem", "-days", "2", cwd=d)
-    (d / "server-combined.pem").write_text((d / "server.key").read_text() + (d / "server.pem").read_text())
-    return d
+    return make_pki(tmp_path_factory.mktemp("pki"), KEY_PASSWORD)
 
 
 class TlsProxy:

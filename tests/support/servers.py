@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -51,9 +52,10 @@ class Server:
     dicom_port: int
     config: dict[str, Any] = field(default_factory=dict)
     auth: tuple[str, str] | None = None
+    verify: ssl.SSLContext | bool = True  # for HTTPS servers: e.g. `support.pki.client_context(ca)`
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.url, timeout=60, auth=self.auth)
+        self.client = httpx.Client(base_url=self.url, timeout=60, auth=self.auth, verify=self.verify)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.client.get(path, **kw)
@@ -107,7 +109,10 @@ def _wait_ready(server: Server, timeout: float = 30) -> None:
 
 def start_donjon(config: dict[str, Any] | None = None, workdir: Path | None = None,
                  auth: tuple[str, str] | None = None, args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> Server:
+                 env: dict[str, str] | None = None, verify: ssl.SSLContext | bool = True) -> Server:
+    """Start Donjon and wait until `/system` answers. With `"SslEnabled": true` in `config` the URL is
+    `https://` and `verify` (trusting the test CA, with a client certificate for `SslVerifyPeers`) is used
+    by the readiness check and by `server.client`."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="donjon-test-"))
     http_port, dicom_port = free_port(), free_port()
     cfg: dict[str, Any] = {"HttpPort": http_port, "DicomPort": dicom_port,
@@ -130,7 +135,9 @@ def start_donjon(config: dict[str, Any] | None = None, workdir: Path | None = No
     full_env.update(env or {})
     process = subprocess.Popen([sys.executable, "-m", "donjon", str(workdir / "config.json"), *(args or [])],
                                stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=full_env)
-    server = Server("donjon", f"http://127.0.0.1:{http_port}", process, workdir, http_port, dicom_port, cfg, auth)
+    scheme = "https" if cfg.get("SslEnabled") else "http"
+    server = Server("donjon", f"{scheme}://127.0.0.1:{http_port}", process, workdir, http_port, dicom_port, cfg, auth,
+                    verify)
     _wait_ready(server)
     return server
 
