@@ -158,6 +158,25 @@ def test_store_a_series_over_one_association(fresh: Server, samples: Any) -> Non
     assert store(fresh, samples / BRAINIX1).returncode == 0  # AlreadyStored is a success
 
 
+@pytest.mark.parametrize("pdu", ["4096", "16384", "131072"])
+def test_data_sets_spread_over_many_pdus_arrive_whole(fresh: Server, samples: Any, pdu: str) -> None:
+    # continuation fragments skip pynetdicom's state machine (network/fast.py): each byte must land
+    # once and in order, whatever the PDU size and however many instances share the association
+    paths = [samples / "SignedCT.dcm", samples / BRAINIX1, samples / "Phenix" / "IM-0001-0001.dcm"]
+    r = dcmtk("storescu", "--max-send-pdu", pdu, "-aec", AET, "127.0.0.1", str(fresh.dicom_port), *map(str, paths))
+    assert r.returncode == 0, r.stderr
+    stored = {}
+    for iid in fresh.get("/instances").json():
+        ds = pydicom.dcmread(io.BytesIO(fresh.get(f"/instances/{iid}/file").content))
+        stored[ds.SOPInstanceUID] = ds
+    assert len(stored) == len(paths)
+    for path in paths:
+        source = pydicom.dcmread(path)
+        ds = stored[source.SOPInstanceUID]
+        assert ds.PixelData == source.PixelData
+        assert ds == source  # every element (storescu may re-encode sequence lengths, not values)
+
+
 def _associate(server: Server, *contexts: str, aet: str = "PYSCU") -> Any:
     ae = AE(ae_title=aet)
     for cx in contexts:

@@ -31,7 +31,8 @@ from ..core.store import StoreOrigin
 from ..errors import ErrorCode, OrthancError
 from ..registry import ContentType, Level, Origin, parse_level
 from .answers import AnswerEncoder
-from .fast import DimseBatch, find_response, send_dimse, store_response
+from .command_sets import find_response, store_response
+from .fast import DimseBatch, send_dimse
 from .meta import file_meta
 from .modalities import RemoteModality
 from .scu import Prepared, StoreConnection, prepare, send_raw_store, store_ok, target_for, transcode_payload

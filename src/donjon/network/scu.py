@@ -26,7 +26,8 @@ from pynetdicom.presentation import PresentationContext, StoragePresentationCont
 
 from ..errors import ErrorCode, OrthancError
 from ..registry import Level
-from .fast import FastAssociation, FastSocket, associate, send_dimse, store_request
+from .command_sets import store_request
+from .fast import FastAssociation, FastSocket, associate, send_dimse
 from .meta import split_file
 from .modalities import RemoteModality
 from .syntaxes import (
