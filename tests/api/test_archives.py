@@ -77,6 +77,91 @@ def test_media(donjon: Server, tmp_path: Path) -> None:
     assert zip_of(r).namelist()[-1] == "DICOMDIR"
 
 
+def _records(r: httpx.Response) -> list[Any]:
+    """The directory records of the DICOMDIR of a media ZIP."""
+    return list(dcmread(io.BytesIO(zip_of(r).read("DICOMDIR"))).DirectoryRecordSequence)
+
+
+def _series_records_have_description(r: httpx.Response) -> list[bool]:
+    return ["SeriesDescription" in rec for rec in _records(r) if rec.DirectoryRecordType == "SERIES"]
+
+
+def test_extended_dicomdir(donjon: Server) -> None:
+    """Orthanc 1.10.1's extended DICOMDIR adds SeriesDescription to the SERIES records, nothing else."""
+    study = upload_study(donjon, "EXTENDED", 213, 1, series=2)
+    plain, extended = [False, False], [True, True]
+    assert _series_records_have_description(donjon.get(f"/studies/{study}/media")) == plain
+    for q in ("extended", "extended=true", "extended=false"):  # Orthanc: present means extended
+        assert _series_records_have_description(donjon.get(f"/studies/{study}/media?{q}")) == extended, q
+    assert _series_records_have_description(donjon.post(f"/studies/{study}/media", json={})) == plain
+    assert _series_records_have_description(donjon.post(f"/studies/{study}/media",
+                                                         json={"Extended": True})) == extended
+    for route, body, expected in (("create-media", {}, plain), ("create-media", {"Extended": True}, extended),
+                                  ("create-media-extended", {}, extended),
+                                  ("create-media-extended", {"Extended": False}, plain)):
+        r = donjon.post(f"/tools/{route}", json={"Resources": [study], **body})
+        assert _series_records_have_description(r) == expected, (route, body)
+    r = donjon.get(f"/tools/create-media-extended?resources={study}")
+    assert _series_records_have_description(r) == extended
+    series = [rec for rec in _records(r) if rec.DirectoryRecordType == "SERIES"]
+    assert sorted(str(rec.SeriesDescription) for rec in series) == ["Series 1", "Series 2"]
+    job = donjon.post(f"/studies/{study}/media", json={"Extended": True, "Asynchronous": True}).json()
+    assert wait_job(donjon, job["ID"])["State"] == "Success"
+    assert _series_records_have_description(donjon.get(f"/jobs/{job['ID']}/archive")) == extended
+
+
+def test_dicomdir_records_invent_nothing(donjon: Server) -> None:
+    """Records are filled as Orthanc's: empty Type 1 values stay empty, study date and time fall back."""
+    ds = dcmread(io.BytesIO(small_instance("NOVALUES", 214, 1, 1)))
+    del ds.Modality, ds.InstanceNumber, ds.StudyDescription
+    ds.SeriesDate, ds.AcquisitionTime = "20210304", "101112"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"  # an SR
+    out = io.BytesIO()
+    ds.save_as(out)
+    study = donjon.post("/instances", content=out.getvalue()).json()["ParentStudy"]
+    r = donjon.get(f"/studies/{study}/media")
+    assert dcmread(io.BytesIO(zip_of(r).read("DICOMDIR"))).FileSetID == "ORTHANC_MEDIA"
+    records = {rec.DirectoryRecordType: rec for rec in _records(r)}
+    assert sorted(records) == ["IMAGE", "PATIENT", "SERIES", "STUDY"]  # IMAGE whatever the SOP class
+    assert records["PATIENT"].PatientID == "NOVALUES" and "StudyID" not in records["STUDY"]
+    assert (records["STUDY"].StudyDate, records["STUDY"].StudyTime) == ("20210304", "101112")
+    assert records["STUDY"].StudyDescription == "" and records["STUDY"].AccessionNumber == "ACC214"
+    assert records["SERIES"].Modality == "" and "SeriesNumber" not in records["SERIES"]
+    assert "InstanceNumber" in records["IMAGE"] and records["IMAGE"]["InstanceNumber"].is_empty
+
+
+def test_transcode_argument(donjon: Server) -> None:
+    study = upload_study(donjon, "TRANSCODE", 215, 2)
+    series = donjon.get(f"/studies/{study}/series").json()[0]["ID"]
+    for value in ("foo", "", "1.2.3"):
+        for r in (donjon.get(f"/studies/{study}/archive?transcode={value}"),
+                  donjon.get(f"/series/{series}/media?transcode={value}"),
+                  donjon.post(f"/studies/{study}/media", json={"Transcode": value}),
+                  donjon.post(f"/series/{series}/archive", json={"Transcode": value, "Asynchronous": True}),
+                  donjon.post("/tools/create-archive", json={"Resources": [study], "Transcode": value}),
+                  donjon.get(f"/tools/create-media?resources={study}&transcode={value}")):
+            assert r.status_code == 400, r.text
+            body = r.json()
+            assert (body["OrthancStatus"], body["Message"]) == (3, "Parameter out of range")
+            assert body["Details"] == f"Unknown transfer syntax: {value}"
+    for value in (12, None, ["1.2.840.10008.1.2"]):
+        r = donjon.post(f"/studies/{study}/archive", json={"Transcode": value})
+        assert r.status_code == 400 and r.json()["OrthancStatus"] == 15
+        assert r.json()["Details"] == "String value expected in field: Transcode"
+    assert donjon.get("/studies/nope/archive?transcode=foo").status_code == 404  # GET: the resource first
+    implicit = "1.2.840.10008.1.2"
+    z = zip_of(donjon.get(f"/studies/{study}/archive?transcode={implicit}"))
+    assert {str(dcmread(io.BytesIO(z.read(n))).file_meta.TransferSyntaxUID) for n in z.namelist()} == {implicit}
+    r = donjon.post(f"/studies/{study}/media", json={"Transcode": implicit})
+    assert {str(rec.ReferencedTransferSyntaxUIDInFile) for rec in _records(r) if "ReferencedFileID" in rec} \
+        == {implicit}
+    # a syntax Donjon cannot write: the files are kept as stored, as Orthanc does
+    z = zip_of(donjon.post("/tools/create-archive", json={"Resources": [study], "Transcode": "1.2.840.10008.1.2.4.100"}))
+    assert len(z.namelist()) == 2
+    assert {str(dcmread(io.BytesIO(z.read(n))).file_meta.TransferSyntaxUID) for n in z.namelist()} \
+        == {"1.2.840.10008.1.2.1"}
+
+
 def test_asynchronous_archive_and_media_archive_size(donjon: Server) -> None:
     a = upload_study(donjon, "ASYNC1", 205, 1)
     b = upload_study(donjon, "ASYNC2", 206, 1)

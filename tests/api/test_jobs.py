@@ -235,3 +235,77 @@ def test_kill_9_during_a_job() -> None:
         assert modified_from == originals
     finally:
         server.stop()
+
+
+def test_saving_jobs_disabled() -> None:
+    """`SaveJobs: false`: nothing is written to the index, so no job comes back after a restart."""
+    server = start_donjon({"SaveJobs": False})
+    try:
+        study = upload_study(server, "NOSAVE", 12, 1)
+        r = server.post(f"/studies/{study}/modify", json={"Replace": {"StudyDescription": "x"}})
+        assert r.status_code == 200, r.text
+        assert len(server.get("/jobs").json()) == 1
+        server.stop()
+        server = _restart(server)
+        assert server.get("/jobs").json() == []
+        server.stop()
+        server = start_donjon({**server.config, "SaveJobs": True}, workdir=server.workdir)
+        assert server.get("/jobs").json() == []  # not merely skipped at start-up: never saved
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def uncached() -> Any:
+    """No storage cache, so that removing a stored file makes its instance unreadable at once."""
+    server = start_donjon({"MaximumStorageCacheSize": 0})
+    yield server
+    server.stop()
+
+
+def _break_one_file(server: Server, instance: str) -> None:
+    uuid = server.get(f"/instances/{instance}/attachments/dicom/info").json()["Uuid"]
+    path = server.workdir / "storage" / uuid[0:2] / uuid[2:4] / uuid
+    if not path.is_file():
+        pytest.skip("the storage is not a folder (DONJON_TEST_STORAGE)")
+    path.unlink()
+
+
+@pytest.mark.parametrize("permissive", [False, True])
+def test_split_permissive(uncached: Server, permissive: bool) -> None:
+    server = uncached
+    study = upload_study(server, f"SPLITP{permissive}", 120 + int(permissive), 3)
+    instances = [i["ID"] for i in server.get(f"/studies/{study}/instances").json()]
+    _break_one_file(server, instances[1])
+    r = server.post(f"/studies/{study}/split", json={"Instances": instances, "Permissive": permissive})
+    if not permissive:  # the job fails on the unreadable instance (Orthanc: "Internal error")
+        assert r.status_code == 500 and r.json()["OrthancStatus"] == -1, r.text
+        assert len(server.get(f"/studies/{study}/instances").json()) == 3  # sources kept: no trailing step
+        return
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["InstancesCount"] == 3 and answer["FailedInstancesCount"] == 1
+    assert len(server.get(f"/studies/{answer['TargetStudy']}/instances").json()) == 2
+    # the two moved sources are deleted, the one that could not be moved stays
+    assert [i["ID"] for i in server.get(f"/studies/{study}/instances").json()] == [instances[1]]
+
+
+@pytest.mark.parametrize("permissive", [False, True])
+def test_merge_permissive(uncached: Server, permissive: bool) -> None:
+    server = uncached
+    target = upload_study(server, f"MERGET{permissive}", 130 + int(permissive), 1)
+    source = upload_study(server, f"MERGES{permissive}", 132 + int(permissive), 3)
+    instances = [i["ID"] for i in server.get(f"/studies/{source}/instances").json()]
+    _break_one_file(server, instances[0])
+    job = server.post(f"/studies/{target}/merge", json={"Resources": [source], "Permissive": permissive,
+                                                         "Asynchronous": True}).json()
+    info = wait_job(server, job["ID"])
+    if not permissive:
+        assert info["State"] == "Failure" and info["ErrorCode"] == -1, info
+        assert info["Content"]["FailedInstancesCount"] == 1  # counted even though it fails the job, as Orthanc
+        assert len(server.get(f"/studies/{target}/instances").json()) == 1
+        return
+    assert info["State"] == "Success", info
+    assert info["Content"]["FailedInstancesCount"] == 1 and info["Content"]["InstancesCount"] == 3
+    assert len(server.get(f"/studies/{target}/instances").json()) == 3
+    assert [i["ID"] for i in server.get(f"/studies/{source}/instances").json()] == [instances[0]]

@@ -30,13 +30,15 @@ class CountingJob(Job):
     job_type = "Counting"
 
     def __init__(self, steps: int = 3, gate: threading.Event | None = None, fail_at: int | None = None,
-                 raise_at: int | None = None, retry_once: bool = False, log: list[str] | None = None):
+                 raise_at: int | None = None, retry_once: bool = False, log: list[str] | None = None,
+                 retry_ms: int = 50):
         self.steps = steps
         self.position = 0
         self.gate = gate
         self.fail_at = fail_at
         self.raise_at = raise_at
         self.retry_once = retry_once
+        self.retry_ms = retry_ms
         self.stops: list[StopReason] = []
         self.log = log
 
@@ -45,7 +47,7 @@ class CountingJob(Job):
             self.gate.wait(5)
         if self.retry_once:
             self.retry_once = False
-            return retry(50)
+            return retry(self.retry_ms)
         if self.fail_at == self.position:
             return failure(ErrorCode.NETWORK_PROTOCOL, "boom")
         if self.raise_at == self.position:
@@ -173,6 +175,28 @@ def test_retry_state(engine: JobsEngine) -> None:
     job_id = engine.submit(CountingJob(1, retry_once=True))
     wait_state(engine, job_id, JobState.RETRY, JobState.SUCCESS)
     wait_state(engine, job_id, JobState.SUCCESS)
+
+
+def test_pause_resume_and_cancel_of_job_in_retry(engine: JobsEngine) -> None:
+    """As Orthanc's registry: a job waiting for its retry can be paused (then resumed) or canceled."""
+    job = CountingJob(1, retry_once=True, retry_ms=60_000)
+    job_id = engine.submit(job)
+    wait_state(engine, job_id, JobState.RETRY)
+    assert engine.pause(job_id)
+    assert engine.state(job_id) == JobState.PAUSED
+    time.sleep(0.5)  # the retry scheduler must not wake a paused job up
+    assert engine.state(job_id) == JobState.PAUSED
+    assert engine.resume(job_id)  # back to Pending at once, without waiting for the retry delay
+    wait_state(engine, job_id, JobState.SUCCESS)
+    assert job.position == 1
+
+    job = CountingJob(1, retry_once=True, retry_ms=60_000)
+    job_id = engine.submit(job)
+    wait_state(engine, job_id, JobState.RETRY)
+    assert engine.cancel(job_id)
+    info = engine.info(job_id)
+    assert info is not None and info["State"] == "Failure" and info["ErrorCode"] == ErrorCode.CANCELED_JOB
+    assert job.stops[-1] is StopReason.CANCELED and job.position == 0
 
 
 def test_highest_priority_first_then_fifo(engine: JobsEngine) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from ..config_options import is_transfer_syntax
 from ..errors import ErrorCode, OrthancError
 from ..jobs.archive import ArchiveJob, StreamSink
 from ..jobs.engine import JobState
@@ -40,9 +41,20 @@ async def _body(request: Request) -> Any:
         raise OrthancError(ErrorCode.BAD_FILE_FORMAT) from None
 
 
-def _check_unsupported(body: Any) -> None:
-    if isinstance(body, dict) and "Transcode" in body:
-        raise OrthancError(ErrorCode.NOT_IMPLEMENTED, "Donjon cannot transcode yet (\"Transcode\")")
+def _syntax(value: str) -> str:
+    """A `transcode` value: a transfer syntax UID, else 400 "Parameter out of range" as in Orthanc 1.10.1."""
+    if not is_transfer_syntax(value):
+        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE, f"Unknown transfer syntax: {value}")
+    return value
+
+
+def _transcode(body: Any) -> str | None:
+    if not isinstance(body, dict) or "Transcode" not in body:
+        return None
+    value = body["Transcode"]
+    if not isinstance(value, str):
+        raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "String value expected in field: Transcode")
+    return _syntax(value)
 
 
 def _extended(body: Any, default: bool) -> bool:
@@ -64,12 +76,12 @@ def _get_route(level: Level, kind: str):  # type: ignore[no-untyped-def]
     media, _ = _KINDS[kind]
 
     async def handler(api: Api, request: Request, id: str) -> Response:
-        _check_level(api, id, level)
-        if "transcode" in request.query:
-            raise OrthancError(ErrorCode.NOT_IMPLEMENTED, "Donjon cannot transcode yet (\"transcode\")")
-        extended = media and "extended" in request.query and request.flag("extended")
+        _check_level(api, id, level)  # before the arguments, as in Orthanc (the POST routes check the body first)
+        text = request.query.get("transcode")
+        transcode = None if text is None else _syntax(text)
+        extended = media and "extended" in request.query  # Orthanc: present means extended, whatever its value
         filename = request.query.get("filename") or f"{id}.zip"
-        return await synchronous_archive(api, [id], media, extended, filename, 0)
+        return await synchronous_archive(api, [id], media, extended, filename, 0, transcode)
     return handler
 
 
@@ -80,12 +92,12 @@ def _post_route(level: Level, kind: str):  # type: ignore[no-untyped-def]
         body = await _body(request)
         if not isinstance(body, dict):
             raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "The body must be a JSON object")
-        _check_unsupported(body)
+        transcode = _transcode(body)
         _check_level(api, id, level)
         synchronous, priority, _ = job_options(body)
         extended = media and _extended(body, False)
         filename = body.get("Filename") if isinstance(body.get("Filename"), str) else f"{id}.zip"
-        return await _archive(api, [id], media, extended, synchronous, priority, filename)
+        return await _archive(api, [id], media, extended, synchronous, priority, filename, transcode)
     return handler
 
 
@@ -100,11 +112,11 @@ def _tools_post(media: bool, extended_default: bool):  # type: ignore[no-untyped
             raise OrthancError(ErrorCode.BAD_FILE_FORMAT)
         if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
             raise OrthancError(ErrorCode.BAD_FILE_FORMAT, 'Field "Resources" must be an array of strings')
-        _check_unsupported(options)
+        transcode = _transcode(options)
         synchronous, priority, _ = job_options(options)
         extended = media and _extended(options, extended_default)
         filename = options.get("Filename") if isinstance(options.get("Filename"), str) else "Archive.zip"
-        return await _archive(api, list(resources), media, extended, synchronous, priority, filename)
+        return await _archive(api, list(resources), media, extended, synchronous, priority, filename, transcode)
     return handler
 
 
@@ -114,16 +126,18 @@ def _tools_get(media: bool, extended: bool):  # type: ignore[no-untyped-def]
         if text is None:
             raise OrthancError(ErrorCode.BAD_REQUEST, 'Missing "resources" argument')
         resources = [r for r in text.split(",") if r]
+        syntax = request.query.get("transcode")
+        transcode = None if syntax is None else _syntax(syntax)
         filename = request.query.get("filename") or "Archive.zip"
-        return await synchronous_archive(api, resources, media, extended, filename, 0)
+        return await synchronous_archive(api, resources, media, extended, filename, 0, transcode)
     return handler
 
 
 async def _archive(api: Api, resources: list[str], media: bool, extended: bool, synchronous: bool,
-                   priority: int, filename: str) -> Response:
+                   priority: int, filename: str, transcode: str | None) -> Response:
     if synchronous:
-        return await synchronous_archive(api, resources, media, extended, filename, priority)
-    job = ArchiveJob(api.ctx, resources, media, extended)
+        return await synchronous_archive(api, resources, media, extended, filename, priority, transcode)
+    job = ArchiveJob(api.ctx, resources, media, extended, transcode=transcode)
     await api.run(job.prepare)
     return await submit(api, job, False, priority)
 
@@ -134,11 +148,11 @@ def _headers(filename: str) -> list[tuple[bytes, bytes]]:
 
 
 async def synchronous_archive(api: Api, resources: list[str], media: bool, extended: bool, filename: str,
-                              priority: int) -> Response:
+                              priority: int, transcode: str | None = None) -> Response:
     """The job goes through the queue as in Orthanc; its ZIP is streamed while it is built."""
     ctx = api.ctx
     if not ctx.config["SynchronousZipStream"]:
-        job = ArchiveJob(ctx, resources, media, extended)
+        job = ArchiveJob(ctx, resources, media, extended, transcode=transcode)
         await api.run(job.prepare)
         job.synchronous = True
         await api.run(ctx.jobs.submit_and_wait, job, priority)
@@ -150,7 +164,7 @@ async def synchronous_archive(api: Api, resources: list[str], media: bool, exten
         return Response(200, b"", b"application/zip", [*_headers(filename), (b"content-length", str(size).encode())],
                         stream=_file_then_discard(api, f, job))
     sink = StreamSink()
-    job = ArchiveJob(ctx, resources, media, extended, sink=sink)
+    job = ArchiveJob(ctx, resources, media, extended, sink=sink, transcode=transcode)
     await api.run(job.prepare)
     job_id = ctx.jobs.submit(job, priority)
     first: bytes | None = None

@@ -191,7 +191,7 @@ async def split_study(api: Api, request: Request, id: str) -> Response:
         restructuring.replacements = {_module_tag(k): v for k, v in replace.items()}
     if "Remove" in body:
         restructuring.removals = {_module_tag(k) for k in _string_list(body, "Remove")}
-    synchronous, priority, _ = job_options(body)
+    synchronous, priority, permissive = job_options(body)
     keep_source = _keep_source(body, default=False)
 
     def expand(tx: Any) -> list[str]:
@@ -202,7 +202,7 @@ async def split_study(api: Api, request: Request, id: str) -> Response:
         out += _children_of(tx, found[0], instances, Level.INSTANCE, "instance")
         return list(dict.fromkeys(out))
     moved = await api.run(api.ctx.index.read, expand)
-    job = SplitStudyJob(api.ctx, moved, restructuring, _origin(request), keep_source)
+    job = SplitStudyJob(api.ctx, moved, restructuring, _origin(request), keep_source, permissive=permissive)
     return await submit(api, job, synchronous, priority)
 
 
@@ -211,7 +211,7 @@ async def merge_study(api: Api, request: Request, id: str) -> Response:
     resources = _string_list(body, "Resources") if "Resources" in body else None
     if resources is None:
         raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "List of strings expected in field: Resources")
-    synchronous, priority, _ = job_options(body)
+    synchronous, priority, permissive = job_options(body)
     keep_source = _keep_source(body, default=False)
 
     def expand(tx: Any) -> tuple[list[str], str, str]:
@@ -240,5 +240,5 @@ async def merge_study(api: Api, request: Request, id: str) -> Response:
         return list(dict.fromkeys(out)), str(tags.get("0020,000d", "")), target_instance
     moved, study_uid, target_instance = await api.run(api.ctx.index.read, expand)
     job = MergeStudyJob(api.ctx, moved, Restructuring(study_uid=study_uid), _origin(request), keep_source,
-                        id, target_instance)
+                        id, target_instance, permissive=permissive)
     return await submit(api, job, synchronous, priority)

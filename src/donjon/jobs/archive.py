@@ -6,6 +6,7 @@ never held whole in memory: the sink is a small bounded queue, so the job waits 
 Layout (jobs.md §8.7): `<PatientID> <PatientName>/<AccessionNumber> <StudyDescription>/<Modality>
 <SeriesDescription>/MR000000.dcm`; patients, studies and series in Orthanc ID order, instances in
 the order they were stored. Media: `IMAGES/IM<n>` and a DICOMDIR made with pydicom's file sets.
+`Transcode` converts each file that Donjon can convert and keeps the others as stored (as Orthanc).
 Archive jobs are never saved and cannot be resubmitted.
 """
 
@@ -215,11 +216,12 @@ class ArchiveJob(Job):
     """A ZIP (or DICOMDIR media) of resources; `sink` None writes a temporary file (job output)."""
 
     def __init__(self, ctx: ServerContext, resources: list[str], media: bool = False, extended: bool = False,
-                 sink: StreamSink | None = None, description: str = "REST API"):
+                 sink: StreamSink | None = None, description: str = "REST API", transcode: str | None = None):
         self.ctx = ctx
         self.resources = resources
         self.media = media
         self.extended = extended
+        self.transcode = transcode  # transfer syntax of the files in the ZIP (kept as stored if impossible)
         self.sink = sink
         self.description = description
         self.job_type = "Media" if media else "Archive"
@@ -268,7 +270,8 @@ class ArchiveJob(Job):
         if self.position < len(self.entries):
             entry = self.entries[self.position]
             info = entry.info
-            path = self.ctx.storage.path_of(info.uuid) if info.compression == CompressionType.NONE else None
+            plain = info.compression == CompressionType.NONE and not self.transcode
+            path = self.ctx.storage.path_of(info.uuid) if plain else None
             zinfo = _zip_info(entry.name)
             try:
                 if path is not None:  # big files: copied in chunks, and kept out of the storage cache
@@ -278,6 +281,9 @@ class ArchiveJob(Job):
                     source: bytes | str = path
                 else:
                     source = read_attachment(self.ctx.storage, info)
+                    if self.transcode:  # the same rule as peer jobs: kept as stored if impossible
+                        from .peer_store import transcoded
+                        source = transcoded(source, self.transcode)
                     with self.zip.open(zinfo, "w", force_zip64=len(source) >= 0x7FFFFFFF) as dst:
                         dst.write(source)
             except OSError:

@@ -2,8 +2,8 @@
 
 The resources of the request are expanded into their instances when the job is created (later
 arrivals are not included). `Permissive` decides what a missing instance or an error does
-(jobs.md §7): not permissive → the job fails; permissive → a missing instance goes to
-`FailedInstances`, an error is only logged.
+(jobs.md §7): a missing instance goes to `FailedInstances` (then, not permissive → the job fails);
+an error fails the job, or is only logged if permissive.
 """
 
 from __future__ import annotations
@@ -62,12 +62,15 @@ class InstancesJob(Job):
     def handle_trailing_step(self) -> None:
         """Run once after every instance (e.g. delete the sources)."""
 
-    def delete_sources(self, name: str) -> None:
-        """The trailing step of jobs that store new instances in place of theirs: delete every source.
+    def delete_sources(self, name: str, skip: set[str] | None = None) -> None:
+        """The trailing step of jobs that store new instances in place of theirs: delete every source
+        (but those in `skip`, which were not copied).
 
         An instance that cannot be deleted (already gone...) is logged as "`name` job: ...", not fatal.
         """
         for instance in self.instances:
+            if skip and instance in skip:
+                continue
             try:
                 self.ctx.delete(Level.INSTANCE, instance)
             except OrthancError as e:
@@ -91,10 +94,10 @@ class InstancesJob(Job):
                 log.warning("%s job: error on instance %s (ignored, permissive): %s",
                             self.job_type, instance, e.details or e.description)
                 done = True
-            if not done:
+            if not done:  # counted even when it fails the job, as Orthanc's SetOfInstancesJob
+                self.failed.append(instance)
                 if not self.permissive:
                     return failure(ErrorCode.INTERNAL_ERROR)
-                self.failed.append(instance)
         else:
             self.handle_trailing_step()
         self.position += 1

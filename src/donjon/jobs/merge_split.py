@@ -2,7 +2,9 @@
 
 Each instance gets the target StudyInstanceUID and new Series/SOP Instance UIDs (one new series per
 original series), is stored through the core store path with the request's origin, and the sources
-are deleted by the trailing step unless `KeepSource` (default false here). Merge copies the
+are deleted by the trailing step unless `KeepSource` (default false here). With `Permissive`, an
+instance that cannot be read or stored is skipped (logged, or counted in `FailedInstancesCount` if it
+is gone) and the job goes on; its source is then kept, since it was not moved. Merge copies the
 Patient/Study module attributes of the target study into the moved instances; Split may replace or
 remove those attributes. Neither records `ModifiedFrom`, as Orthanc 1.10.1.
 """
@@ -44,14 +46,23 @@ class StudyMoveJob(InstancesJob):
     """Base of Split and Merge: store each instance modified by `restructuring`."""
 
     def __init__(self, ctx: ServerContext, instances: list[str], restructuring: Restructuring,
-                 origin: StoreOrigin, keep_source: bool, description: str = "REST API"):
-        super().__init__(ctx, instances, description, permissive=False, trailing_step=True)
+                 origin: StoreOrigin, keep_source: bool, description: str = "REST API", permissive: bool = False):
+        super().__init__(ctx, instances, description, permissive=permissive, trailing_step=True)
         self.restructuring = restructuring
         self.origin = origin
         self.keep_source = keep_source
         self.target_study = ""
+        self.not_moved: list[str] = []  # errors skipped in permissive mode: their sources are kept
 
     def handle_instance(self, instance_id: str) -> bool:
+        try:
+            return self._move(instance_id)
+        except OrthancError:
+            if self.permissive:
+                self.not_moved.append(instance_id)
+            raise
+
+    def _move(self, instance_id: str) -> bool:
         data = read_instance(self.ctx, instance_id)
         if data is None:
             return False
@@ -63,7 +74,11 @@ class StudyMoveJob(InstancesJob):
 
     def handle_trailing_step(self) -> None:
         if not self.keep_source:
-            self.delete_sources(self.job_type)
+            self.delete_sources(self.job_type, skip={*self.failed, *self.not_moved})
+
+    def reset(self) -> None:
+        super().reset()
+        self.not_moved = []
 
     def content(self) -> dict[str, Any]:
         out = super().content()
@@ -75,7 +90,8 @@ class StudyMoveJob(InstancesJob):
         r = self.restructuring
         out.update({"StudyUID": r.study_uid, "Secret": r.secret,
                     "Replace": [[t, v] for t, v in r.replacements.items()], "Remove": sorted(r.removals),
-                    "Origin": asdict(self.origin), "KeepSource": self.keep_source, "TargetStudy": self.target_study})
+                    "Origin": asdict(self.origin), "KeepSource": self.keep_source, "TargetStudy": self.target_study,
+                    "NotMoved": self.not_moved})
         return out
 
 
@@ -94,8 +110,9 @@ class MergeStudyJob(StudyMoveJob):
     job_type = "MergeStudy"
 
     def __init__(self, ctx: ServerContext, instances: list[str], restructuring: Restructuring,
-                 origin: StoreOrigin, keep_source: bool, target_study: str, target_instance: str):
-        super().__init__(ctx, instances, restructuring, origin, keep_source)
+                 origin: StoreOrigin, keep_source: bool, target_study: str, target_instance: str,
+                 permissive: bool = False):
+        super().__init__(ctx, instances, restructuring, origin, keep_source, permissive=permissive)
         self.target_study = target_study
         self.target_instance = target_instance
 
@@ -127,11 +144,16 @@ def _restructuring(saved: dict[str, Any]) -> Restructuring:
                          removals={int(t) for t in saved.get("Remove", [])})
 
 
+def _load_move(job: StudyMoveJob, saved: dict[str, Any]) -> None:
+    job.load_base(saved)
+    job.not_moved = [str(x) for x in saved.get("NotMoved", [])]
+
+
 def _load_split(ctx: ServerContext, saved: dict[str, Any]) -> SplitStudyJob:
     job = SplitStudyJob(ctx, [str(x) for x in saved["Instances"]], _restructuring(saved),
                         StoreOrigin(**saved.get("Origin", {})), bool(saved.get("KeepSource", False)),
-                        str(saved.get("Description", "REST API")))
-    job.load_base(saved)
+                        str(saved.get("Description", "REST API")), bool(saved.get("Permissive", False)))
+    _load_move(job, saved)
     job.target_study = str(saved.get("TargetStudy", ""))
     return job
 
@@ -139,8 +161,8 @@ def _load_split(ctx: ServerContext, saved: dict[str, Any]) -> SplitStudyJob:
 def _load_merge(ctx: ServerContext, saved: dict[str, Any]) -> MergeStudyJob:
     job = MergeStudyJob(ctx, [str(x) for x in saved["Instances"]], _restructuring(saved),
                         StoreOrigin(**saved.get("Origin", {})), bool(saved.get("KeepSource", False)),
-                        str(saved["TargetStudy"]), str(saved["TargetInstance"]))
-    job.load_base(saved)
+                        str(saved["TargetStudy"]), str(saved["TargetInstance"]), bool(saved.get("Permissive", False)))
+    _load_move(job, saved)
     return job
 
 
