@@ -118,10 +118,10 @@ class OrthancPeerStoreJob(InstancesJob):
                     return failure(outcome.code, outcome.details or "")
                 log.warning("OrthancPeerStore job: error on instance %s (ignored, permissive): %s",
                             instance, outcome.details or outcome.description)
-            elif not outcome:
+            elif not outcome:  # counted even when it fails the job, as in InstancesJob.step
+                self.failed.append(instance)
                 if not self.permissive:
                     return failure(ErrorCode.INTERNAL_ERROR)
-                self.failed.append(instance)
             self.position += 1
         return SUCCESS if self.position >= len(self.instances) else CONTINUE
 
