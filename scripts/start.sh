@@ -4,5 +4,5 @@
 set -e
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check .
+.venv/bin/pip install -q --disable-pip-version-check '.[jpeg]'
 exec .venv/bin/donjon "$@"

@@ -308,6 +308,8 @@ class Configuration:
                  origins: dict[str, str] | None = None):
         self.raw: dict[str, Any] = raw or {}
         self.source_dir = source_dir or os.getcwd()
+        # Orthanc's configuration path (the plugins' GetConfigurationPath): the file, or a folder's parent
+        self.configuration_path = ""
         self.origins: dict[str, str] = origins or {}  # option (dotted path) -> file or variable
         self._values: dict[str, Any] = {}
         self.unknown: list[str] = []
@@ -324,7 +326,11 @@ class Configuration:
         if paths:
             first = paths[0]
             source_dir = os.path.abspath(first if os.path.isdir(first) else os.path.dirname(os.path.abspath(first)))
-        return cls(raw, source_dir, origins)
+        config = cls(raw, source_dir, origins)
+        if paths:  # as boost's absolute() and parent_path(): joined to the current folder, not normalized
+            joined = os.path.join(os.getcwd(), paths[0])
+            config.configuration_path = os.path.dirname(joined) if os.path.isdir(paths[0]) else joined
+        return config
 
     def _validate(self) -> None:
         for key, value in self.raw.items():

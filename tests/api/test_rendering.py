@@ -107,18 +107,6 @@ def test_what_cannot_be_rendered(donjon: Server, samples: Path) -> None:
     assert donjon.get(f"/instances/{patient}/preview").status_code == 404
 
 
-def test_syntax_without_decoder_is_415(donjon: Server, samples: Path) -> None:
-    from pydicom.pixels.decoders.base import get_decoder
-    from pydicom.uid import JPEGLSLossless
-
-    i = upload(donjon, samples, "TransferSyntaxes/1.2.840.10008.1.2.4.80.dcm")
-    r = donjon.get(f"/instances/{i}/preview")
-    if get_decoder(JPEGLSLossless).is_available:
-        assert r.status_code == 200
-    else:
-        assert r.status_code == 415 and r.json()["HttpStatus"] == 415
-
-
 def test_accept_header(donjon: Server, samples: Path) -> None:
     i = upload(donjon, samples, BRAINIX)
     r = donjon.get(f"/instances/{i}/preview", headers={"Accept": "image/jpeg"})
@@ -142,3 +130,23 @@ def test_accept_header(donjon: Server, samples: Path) -> None:
 ])
 def test_negotiate(accept: str, expected: str | None) -> None:
     assert negotiate(accept) == expected
+
+
+_KINDS = ("preview", "image-uint8", "image-uint16", "image-int16")
+_BAD = [  # (path after /instances/{id}/, status), Orthanc 1.10.1's status with Orthanc's JSON body
+    *((f"{kind}?quality={q}", 415) for kind in _KINDS
+      for q in ("abc", "0", "101", "-1", "\u00b2", "9" * 40, "nan", "1e2", "", "%00")),
+    *((f"frames/{f}/{kind}", 404) for kind in _KINDS for f in ("-1", "1", "99999999999999999999", "\u00b2", "x")),
+    ("frames/0/preview?quality=500", 415), ("image-uint16?quality=50", 415),
+]
+
+
+def test_bad_rendering_arguments_are_4xx_with_a_body(donjon: Server, samples: Path) -> None:
+    """Every malformed frame number or quality: Orthanc's status, never a 5xx, a JSON error body."""
+    from tests.faults.support import assert_error
+
+    i = upload(donjon, samples, BRAINIX)
+    for path, status in _BAD:
+        assert_error(donjon.get(f"/instances/{i}/{path}", headers={"Accept": "image/jpeg"}), status)
+    for path in ("preview?width=-1&height=0", "preview?smooth=2", "frames/0/preview?window-center=x"):
+        assert donjon.get(f"/instances/{i}/{path}").status_code == 200  # arguments the route does not take

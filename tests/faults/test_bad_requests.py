@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from donjon.api import build_router
-from tests.faults.support import alive, assert_error
+from tests.faults.support import MB, alive, assert_error, peak_rss, reset_peak_rss
 from tests.support.servers import SAMPLES, Server, start_donjon
 
 # routes whose side effects would end the test (they are exercised elsewhere)
@@ -159,9 +159,13 @@ def test_wildcards_cannot_backtrack(server: Server) -> None:
 
 
 def test_json_depth_limit(server: Server) -> None:
+    before = reset_peak_rss(server)
     for depth in (300, 100_000):  # under orjson's own limit (1024) and far over it
         body = b'{"Level": "Study", "Query": {}, "x": ' + b"[" * depth + b"]" * depth + b"}"
         details = assert_error(server.post("/tools/find", content=body), 400)["Details"]
         assert "nested deeper than 256" in details, details
+    for _ in range(10):  # the same, repeated, and as an object: no memory kept nor spent
+        assert_error(server.post("/tools/find", content=b'{"a":' * 100_000 + b"1" + b"}" * 100_000), 400)
+    assert peak_rss(server) - before < 16 * MB, (peak_rss(server) - before) // MB
     fine = b'{"Level": "Study", "Query": {}, "x": ' + b"[" * 200 + b"]" * 200 + b"}"
     assert server.post("/tools/find", content=fine).status_code == 200

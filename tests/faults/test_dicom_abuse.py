@@ -12,7 +12,7 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from tests.faults.support import alive, closed_within, connect
+from tests.faults.support import MB, alive, closed_within, connect, peak_rss, reset_peak_rss
 from tests.support.servers import Server, start_donjon
 
 TIMEOUT = 3
@@ -41,6 +41,7 @@ def _associate(server: Server):  # type: ignore[no-untyped-def]
 
 
 def test_silent_and_slow_peers_are_cut_off(server: Server) -> None:
+    before = reset_peak_rss(server)
     silent = [connect(server.dicom_port) for _ in range(CAP)]  # connected, never a byte
     assert _echo(server) < 3  # served while they hang
     slow = connect(server.dicom_port)
@@ -64,6 +65,7 @@ def test_silent_and_slow_peers_are_cut_off(server: Server) -> None:
     for s in (*silent, slow):
         s.close()
     assert _echo(server) < 3
+    assert peak_rss(server) - before < 16 * MB, (peak_rss(server) - before) // MB
 
 
 def test_established_then_silent(server: Server) -> None:
@@ -84,6 +86,7 @@ def test_established_then_silent(server: Server) -> None:
 
 
 def test_association_cap_is_answered_with_a_rejection(server: Server) -> None:
+    before = reset_peak_rss(server)
     held = [_associate(server) for _ in range(CAP)]
     assert all(a.is_established for a in held)
     extra = _associate(server)
@@ -98,4 +101,5 @@ def test_association_cap_is_answered_with_a_rejection(server: Server) -> None:
     again.release()
     for a in held[1:]:
         a.release()
+    assert peak_rss(server) - before < 16 * MB, (peak_rss(server) - before) // MB
     assert alive(server)

@@ -90,6 +90,7 @@ def test_zip_bombs(server: Server) -> None:
 
 
 def test_body_and_header_limits(server: Server) -> None:
+    before = reset_peak_rss(server)
     sock = connect(server.http_port)
     sock.sendall(b"POST /instances HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (65 * MB))
     answer = sock.recv(65536)
@@ -105,10 +106,12 @@ def test_body_and_header_limits(server: Server) -> None:
     sock.sendall(b"GARBAGE\x00\xff /system HTTP/9.9\r\n\r\n")
     assert sock.recv(65536).startswith(b"HTTP/1.1 400")
     sock.close()
+    _bounded(server, before, 16 * MB, "oversized body and headers")
     assert alive(server)
 
 
 def test_slow_and_half_open_clients_do_not_block_others(server: Server) -> None:
+    before = reset_peak_rss(server)
     idle = [connect(server.http_port) for _ in range(200)]  # connected, never a byte
     slow = connect(server.http_port)  # a slow-loris: one header byte every 0.4 s
     half_body = connect(server.http_port)  # headers, then part of the body, then nothing
@@ -137,6 +140,7 @@ def test_slow_and_half_open_clients_do_not_block_others(server: Server) -> None:
     assert all(closed_within(s, 0.2) for s in idle)  # KeepAliveTimeout (1 s) long past
     for s in (*idle, slow, half_body):
         s.close()
+    _bounded(server, before, 16 * MB, "slow and half-open clients")
     assert alive(server)
 
 

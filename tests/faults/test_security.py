@@ -120,3 +120,51 @@ def test_no_route_runs_code_or_writes_outside_the_storage(server: Server, tmp_pa
         assert 400 <= r.status_code < 500, (path, r.status_code)
         assert_error(r, r.status_code)
     assert not target.exists()
+
+
+def test_dicomweb_jobs_save_no_secret() -> None:
+    """The saved DICOMweb client jobs (`SaveJobs`) keep no password, key password nor header value; the
+    server's secrets come back from the configuration, the job's own header values are asked again."""
+    secrets = ("PW-Secret-111", "Bearer HDR-Secret-222", "KEY-Secret-333", "JOB-Secret-444")
+    config = {"StableAge": 1000, "SaveJobs": True, "DicomWeb": {"Servers": {"remote": {
+        "Url": f"http://127.0.0.1:{free_port()}/dicom-web/", "Username": "u", "Password": secrets[0],
+        "HttpHeaders": {"Authorization": secrets[1]}, "CertificateKeyPassword": secrets[2]}}}}
+    server = start_donjon(config)
+    try:
+        study = server.upload(SAMPLES / "DummyCT.dcm").json()["ParentStudy"]
+        jobs = [server.post("/dicom-web/servers/remote/stow",
+                            json={"Resources": [study], "HttpHeaders": {"X-Token": secrets[3]},
+                                  "Synchronous": False}).json()["ID"],
+                server.post("/dicom-web/servers/remote/retrieve",
+                            json={"Resources": [{"Study": "1.2.3"}], "HttpHeaders": {"X-Token": secrets[3]},
+                                  "Synchronous": False}
+                            ).json()["ID"]]
+        for job in jobs:
+            for _ in range(100):
+                if server.get(f"/jobs/{job}").json()["State"] in ("Failure", "Success"):
+                    break
+                time.sleep(0.1)
+        time.sleep(0.5)  # the registry is saved ~100 ms after a change
+        answers = [server.get(f"/jobs/{job}").text for job in jobs] + [
+            server.get(p).text for p in ("/jobs?expand", "/dicom-web/servers?expand", "/dicom-web/servers/remote")]
+        saved = b"".join(p.read_bytes() for p in (server.workdir / "storage").glob("index*"))
+    finally:
+        server.stop()
+    saved += b"".join(p.read_bytes() for p in (server.workdir / "storage").glob("index*"))
+    assert b"DicomWebStowClient" in saved and b"X-Token" in saved  # the jobs are saved, header names kept
+    for secret in secrets:
+        assert all(secret not in text for text in answers), secret
+        assert secret.encode() not in saved, secret
+        assert secret not in server.log(), secret
+    again = start_donjon(config, workdir=server.workdir)  # the jobs come back from the index
+    try:
+        assert again.get(f"/jobs/{jobs[0]}").json()["Type"] == "DicomWebStowClient"
+        assert again.post(f"/jobs/{jobs[0]}/resubmit", content=b"").status_code == 200
+        for _ in range(100):
+            info = again.get(f"/jobs/{jobs[0]}").json()
+            if info["State"] == "Failure":
+                break
+            time.sleep(0.1)
+        assert "X-Token" in info["ErrorDetails"] and "submit the job again" in info["ErrorDetails"], info
+    finally:
+        again.stop()

@@ -51,10 +51,16 @@ def server(storage: Path) -> Iterator[Server]:
 def test_the_plugin_is_listed_as_orthanc_lists_its_python_plugin(server: Server) -> None:
     assert server.get("/plugins").json() == ["explorer.js", "python"]
     info = server.get("/plugins/python").json()
+    assert list(info) == ["Description", "ExtendsOrthancExplorer", "ID", "RootUri", "Version"]  # jsoncpp's order
     assert info["ID"] == "python" and info["Description"] == "The SDK test plugin"
-    assert info["RootUri"] == "/sdk/events" and info["ExtendsOrthancExplorer"] is True and info["Version"]
+    # Orthanc makes a root starting with "/" relative to /app/explorer.html
+    assert info["RootUri"] == "../sdk/events" and info["ExtendsOrthancExplorer"] is True and info["Version"]
     assert server.get("/plugins/nope").status_code == 404
-    assert 'console.log("sdk");' in server.get("/plugins/explorer.js").text
+    js = server.get("/plugins/explorer.js")
+    assert js.headers["content-type"] == "application/javascript"
+    assert js.text == ("// Extensions to Orthanc Explorer by the registered plugins\n\n"
+                       f"/**\n * From plugin: python (version {info['Version']})\n **/\n\n"
+                       'console.log("sdk");\n\n')  # only the last ExtendOrthancExplorer() call, as Orthanc
     system = server.get("/system").json()
     assert system["PluginsEnabled"] is True and system["StorageAreaPlugin"].endswith("sdk_everything.py")
 
@@ -256,7 +262,8 @@ def test_toolbox_calls(server: Server) -> None:
     assert out["description"] == "Unknown resource"
     assert out["versions"] == [1, 1, 0]
     assert out["database_version"] == 6
-    assert out["paths"][0] == str(server.workdir) and Path(out["paths"][1]).name.startswith("python")
+    assert out["paths"][0] == str(server.workdir / "config.json")  # the file, as Orthanc
+    assert Path(out["paths"][1]).name.startswith("python")
     assert out["paths"][2] == str(Path(out["paths"][1]).parent)
     assert out["arguments"][-1].endswith("config.json")
     assert len(out["uuid"]) == 36 and out["uuid"].count("-") == 4
@@ -268,6 +275,9 @@ def test_toolbox_calls(server: Server) -> None:
         assert out["instance_json"] == uid
     assert "orthanc.RegisterWorklistCallback" in out["unsupported"] and "not supported" in out["unsupported"]
     assert out["hasattr_unsupported"] is False and out["hasattr_supported"] is True
+    # `from orthanc import X`: an ImportError (also a NotImplementedError) that keeps the clear message
+    assert out["from_import"] == [True, "orthanc.RegisterWorklistCallback is not supported by Donjon's Python "
+                                        "plugin host (see docs/plugins.md for the supported calls)"]
     assert "Can only register one" in out["second_registration"]
     log = server.log()
     assert "sdk warning message" in log and "sdk error message" in log

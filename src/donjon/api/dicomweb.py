@@ -24,6 +24,7 @@ from ..dicomweb.servers import parse_server
 from ..dicomweb.settings import base_url
 from ..dicomweb.state import DicomWebState, state_of
 from ..errors import ErrorCode, OrthancError
+from ..limits import too_large
 from ..registry import CompressionType, Level, Origin
 from .app import Api
 from .http import Handler, Request, Response, Router, empty_response, json_response
@@ -295,6 +296,10 @@ def _render(api: Api, ref: lookup.InstanceRef, index: int, mime: str, options: r
         raise OrthancError(ErrorCode.BAD_REQUEST, f"DICOMweb: frame {index + 1} does not exist") from None
     except render.Unrenderable as e:
         raise OrthancError(ErrorCode.NOT_ACCEPTABLE, f"DICOMweb: cannot render this image: {e}") from None
+    except render.BadRenderParameter as e:
+        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE, f"DICOMweb: {e}") from None
+    except render.RenderTooLarge as e:
+        raise too_large(f"DICOMweb: {e}") from None
 
 
 # -- STOW-RS ---------------------------------------------------------------------------------------
@@ -364,19 +369,30 @@ async def _wado_uri(api: Api, request: Request) -> Response:
 
 
 async def _wado_uri_image(api: Api, q: dict[str, str], ref: lookup.InstanceRef, mime: str) -> Response:
+    """A rendered image of WADO-URI; every parameter checked first (400 rather than a failed render)."""
     try:
-        frame = int(q.get("frameNumber", "1"))
-        quality = int(q.get("imageQuality", "90"))
+        frame = _positive(q.get("frameNumber", "1"), "frameNumber")
+        quality = _positive(q.get("imageQuality", "90"), "imageQuality")
         center, width = q.get("windowCenter"), q.get("windowWidth")
-        window = (float(center), float(width), "linear") if center and width else None
+        window = (render.finite(center, "windowCenter"), render.finite(width, "windowWidth"), "linear") \
+            if center and width else None
         rows, columns = q.get("rows"), q.get("columns")
-        size = (int(columns or 65535), int(rows or 65535)) if rows or columns else None
-    except ValueError:
-        raise OrthancError(ErrorCode.BAD_REQUEST, "WADO-URI: bad numeric parameter") from None
-    if frame < 1 or not 1 <= quality <= 100 or (window is not None and window[1] <= 0):
-        raise OrthancError(ErrorCode.BAD_REQUEST, "WADO-URI: parameter out of range")
+        size = (_positive(columns, "columns") if columns else 65535, _positive(rows, "rows") if rows else 65535) \
+            if rows or columns else None
+    except render.BadRenderParameter as e:
+        raise OrthancError(ErrorCode.BAD_REQUEST, f"WADO-URI: {e}") from None
+    if quality > 100 or (window is not None and window[1] <= 0):
+        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE, "WADO-URI: parameter out of range")
     options = render.RenderOptions(window=window, quality=quality, max_size=size)
     return Response(200, await api.run(_render, api, ref, frame - 1, mime, options), mime.encode())
+
+
+def _positive(text: str, name: str) -> int:
+    """A positive integer parameter of WADO-URI (at most 9 digits: no overflow, no huge allocation)."""
+    t = text.strip()
+    if not (t.isascii() and t.isdigit()) or len(t) > 9 or int(t) < 1:
+        raise render.BadRenderParameter(f"{name} must be a positive integer")
+    return int(t)
 
 
 # -- remote DICOMweb servers ---------------------------------------------------------------------------

@@ -29,7 +29,11 @@ async def plugin(api: Api, request: Request, id: str) -> Response:
 
 
 async def explorer_js(api: Api, request: Request) -> Response:
-    """The JavaScript plugins gave to `ExtendOrthancExplorer()` (Donjon's Explorer does not run it)."""
+    """The JavaScript plugins gave to `ExtendOrthancExplorer()` (Donjon's Explorer does not run it), each
+    after a comment naming the plugin and its version, as Orthanc's `GetOrthancExplorerPlugins`."""
     host = api.ctx.plugins
-    parts = [_EXPLORER_HEADER, *(f"{js}\n\n" for js in (host.explorer_js if host is not None else []))]
-    return Response(200, "".join(parts).encode("utf-8"), b"application/javascript")
+    text = _EXPLORER_HEADER
+    if host is not None and host.explorer_js is not None:
+        info = host.info()
+        text += f"/**\n * From plugin: {info['ID']} (version {info['Version']})\n **/\n\n{host.explorer_js}\n\n"
+    return Response(200, text.encode("utf-8"), b"application/javascript")

@@ -1,8 +1,9 @@
 """Rendered images of an instance: `/preview` and `/image-uint8|uint16|int16`, whole or per frame.
 
-Decoding is pydicom's: numpy for the native syntaxes, its own RLE decoder, Pillow for JPEG baseline and
-JPEG 2000, and pylibjpeg or gdcm when they happen to be installed. What cannot be decoded (no pixel data,
-a syntax without a decoder, a broken stream) is Orthanc's empty 415. The grayscale preview is Orthanc's
+Decoding is pydicom's: numpy for the native syntaxes, its own RLE decoder, Pillow for JPEG baseline,
+pylibjpeg (libjpeg, openjpeg) for JPEG extended, lossless, JPEG-LS and JPEG 2000, set up by
+`dicom/decoders.py`. What cannot be decoded (no pixel data, a syntax without a decoder such as video, a
+broken stream) is Orthanc's empty 415. The grayscale preview is Orthanc's
 min/max stretch to 8 bits (MONOCHROME1 inverted), not the DICOM window: Orthanc Explorer shows that, and
 the Explorer of Donjon shows the same picture.
 """

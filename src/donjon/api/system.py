@@ -54,7 +54,7 @@ async def system(api: Api, request: Request) -> Response:
         "MaximumStorageSize": config["MaximumStorageSize"],
         "Name": config["Name"],
         "OverwriteInstances": config["OverwriteInstances"],
-        "PluginsEnabled": api.ctx.plugins is not None,
+        "PluginsEnabled": True,  # as an Orthanc built with plugin support, with or without a plugin loaded
         "StorageAreaPlugin": api.ctx.plugins.settings.script
         if api.ctx.plugins is not None and api.ctx.plugins.storage is not None else None,
         "StorageCompression": config["StorageCompression"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import limits
+from . import decoders
 
 NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
                              "1.2.840.10008.1.2.1.99"})
@@ -54,6 +55,7 @@ def check(ds: Any, syntax: str | None = None, limit: int | None = None) -> None:
     """Raise PixelsRefused unless decoding the pixel data of `ds` is bounded and consistent."""
     if "PixelData" not in ds:
         return
+    decoders.register()  # every decoding path comes here first
     size, frames = frame_size(ds)
     budget = limit if limit is not None else limits.current().decoded_frame
     if size > budget:

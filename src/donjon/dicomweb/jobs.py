@@ -4,6 +4,11 @@ server (`DicomWebWadoRetrieveClient`), with the type names and Content of Orthan
 One HTTP connection per job, opened at the first step and closed when the job stops. A step sends a
 batch of instances (at most 10 or 16 MB) or retrieves one resource, so pause and cancel act between
 them. Both can be saved (`SaveJobs`) and are reloaded by name of the server.
+
+A saved job holds no secret: the server's definition is re-read from the configuration (or the servers
+registry) when the job is reloaded, and the saved copy, a fallback for a server since removed, has no
+password, key password nor header values. The values of the job's own `HttpHeaders` are not saved either
+(only their names): a reloaded job that had some fails with a message asking to submit it again.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ def _server(ctx: ServerContext, saved: dict[str, Any]) -> ServerDef:
     return current if current is not None else parse_server(str(saved["Server"]), saved["Definition"])
 
 
+_SECRETS = ("Password", "CertificateKeyPassword", "HttpHeaders")
+
+
 class _HttpJob(Job):
     save_each_step = True
 
@@ -48,11 +56,17 @@ class _HttpJob(Job):
         self.ctx = ctx
         self.server = server
         self.http_headers = dict(http_headers or {})
+        self.lost_headers: list[str] = []  # names of headers whose values were not saved (reloaded job)
         self.position = 0
         self.network_bytes = 0
         self._client: httpx.Client | None = None
 
     def http(self) -> httpx.Client:
+        if self.lost_headers:
+            raise OrthancError(ErrorCode.BAD_SEQUENCE_OF_CALLS,
+                               f"DICOMweb job to {self.server.name}: the values of its HTTP headers "
+                               f"{', '.join(self.lost_headers)} are not saved across restarts (they may be "
+                               "secrets); submit the job again")
         if self._client is None:
             self._client = client.open_client(self.ctx, self.server)
         return self._client
@@ -66,10 +80,20 @@ class _HttpJob(Job):
         self.stop(StopReason.SHUTDOWN)
 
     def base(self) -> dict[str, Any]:
-        definition = self.server.serialize()
-        definition.pop("Password", None)  # the registry keeps the password; a saved job does not
+        """The saved state common to both jobs, without any secret (see the module's docstring)."""
+        definition = {k: v for k, v in self.server.serialize().items() if k not in _SECRETS}
         return {"Type": self.job_type, "Server": self.server.name, "Definition": definition,
-                "HttpHeaders": self.http_headers, "Position": self.position, "NetworkBytes": self.network_bytes}
+                "HttpHeaderNames": sorted({*self.http_headers, *self.lost_headers}),
+                "Position": self.position, "NetworkBytes": self.network_bytes}
+
+
+def _reloaded(job: _HttpJob, saved: dict[str, Any]) -> None:
+    """The state common to both jobs; header values saved by an older version are used, then dropped."""
+    legacy = saved.get("HttpHeaders")
+    if isinstance(legacy, dict):
+        job.http_headers = {str(k): str(v) for k, v in legacy.items()}
+    job.lost_headers = sorted(str(n) for n in saved.get("HttpHeaderNames") or [] if n not in job.http_headers)
+    job.position, job.network_bytes = int(saved.get("Position", 0)), int(saved.get("NetworkBytes", 0))
 
 
 class StowClientJob(_HttpJob):
@@ -87,6 +111,7 @@ class StowClientJob(_HttpJob):
     def step(self) -> StepResult:
         if self.position >= len(self.instances):
             return SUCCESS
+        http = self.http()
         batch: list[bytes] = []
         size = 0
         while self.position < len(self.instances) and len(batch) < BATCH_INSTANCES and size < BATCH_BYTES:
@@ -96,7 +121,7 @@ class StowClientJob(_HttpJob):
                 batch.append(data)
                 size += len(data)
         if batch:
-            client.stow(self.ctx, self.server, batch, self.http_headers, self.http())
+            client.stow(self.ctx, self.server, batch, self.http_headers, http)
             self.sent += len(batch)
             self.network_bytes += size
         return SUCCESS if self.position >= len(self.instances) else CONTINUE
@@ -123,10 +148,9 @@ class StowClientJob(_HttpJob):
 
 
 def _load_stow(ctx: ServerContext, saved: dict[str, Any]) -> StowClientJob:
-    job = StowClientJob(ctx, _server(ctx, saved), [str(x) for x in saved["Instances"]], dict(saved["Resources"]),
-                        dict(saved.get("HttpHeaders") or {}))
-    job.position, job.sent = int(saved.get("Position", 0)), int(saved.get("Sent", 0))
-    job.network_bytes = int(saved.get("NetworkBytes", 0))
+    job = StowClientJob(ctx, _server(ctx, saved), [str(x) for x in saved["Instances"]], dict(saved["Resources"]))
+    _reloaded(job, saved)
+    job.sent = int(saved.get("Sent", 0))
     return job
 
 
@@ -177,8 +201,8 @@ class RetrieveClientJob(_HttpJob):
 
 def _load_retrieve(ctx: ServerContext, saved: dict[str, Any]) -> RetrieveClientJob:
     job = RetrieveClientJob(ctx, _server(ctx, saved), [str(x) for x in saved["Uris"]],
-                            dict(saved.get("HttpHeaders") or {}), dict(saved.get("Arguments") or {}))
-    job.position, job.network_bytes = int(saved.get("Position", 0)), int(saved.get("NetworkBytes", 0))
+                            arguments=dict(saved.get("Arguments") or {}))
+    _reloaded(job, saved)
     job.received = [str(x) for x in saved.get("Received", [])]
     return job
 

@@ -5,6 +5,11 @@ then a VOI window: the `window=center,width,function` parameter (`linear`, `line
 PS3.3 C.11.2.1.2), else the file's first window, else the frame's range; MONOCHROME1 is inverted.
 Color frames are shown as decoded (8 bits). `viewport=vw,vh[,sx,sy,sw,sh]` crops then scales to fit.
 Decoding is pydicom's (see `transcode`); what cannot be decoded is `Unrenderable`.
+
+Bad parameters are `BadRenderParameter` (400): a crop region outside the image, a JPEG wider than the
+format allows. The output is bounded (`RenderTooLarge`, 413): a viewport may enlarge a frame up to
+`MAX_UPSCALED_PIXELS`, never beyond `MaximumDecodedFrameSize`, so a tiny request cannot make the server
+allocate gigabytes (`viewport=20000,20000` of a 288x288 image took 387 MB before this bound).
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..dicom.pixel_guard import enforce as guard_pixels
 from ..errors import OrthancError
 
 JPEG, PNG, GIF = "image/jpeg", "image/png", "image/gif"
 _FORMATS = {JPEG: "JPEG", PNG: "PNG", GIF: "GIF"}
 THUMBNAIL_SIZE = 128
+MAX_UPSCALED_PIXELS = 4096 * 4096  # a viewport may enlarge a smaller frame up to this many pixels
+_MAX_SIDE = {JPEG: 65500, GIF: 65535, PNG: 1 << 24}  # what each format (or Pillow's writer) can hold
+_MAX_PARAMETER = 1 << 31
 
 
 class Unrenderable(Exception):
@@ -31,6 +40,10 @@ class Unrenderable(Exception):
 
 class BadRenderParameter(ValueError):
     """A query parameter of a rendering request is malformed (400)."""
+
+
+class RenderTooLarge(ValueError):
+    """The requested output image is over the rendering bound (413)."""
 
 
 @dataclass(frozen=True)
@@ -42,35 +55,54 @@ class RenderOptions:
 
 
 def parse_options(query: dict[str, str], thumbnail: bool = False) -> RenderOptions:
+    """The options of a WADO-RS rendering request; BadRenderParameter for any malformed value."""
     window = None
     if query.get("window"):
         parts = query["window"].split(",")
         if len(parts) != 3 or parts[2].strip().lower() not in ("linear", "linear-exact", "sigmoid"):
             raise BadRenderParameter("window must be center,width,linear|linear-exact|sigmoid")
-        try:
-            center, width = float(parts[0]), float(parts[1])
-        except ValueError:
-            raise BadRenderParameter("window center and width must be numbers") from None
+        center, width = finite(parts[0], "window center"), finite(parts[1], "window width")
         if width <= 0:
             raise BadRenderParameter("window width must be positive")
         window = (center, width, parts[2].strip().lower())
     viewport = None
     if query.get("viewport"):
-        try:
-            viewport = tuple(int(float(x)) for x in query["viewport"].split(","))
-        except ValueError:
-            raise BadRenderParameter("viewport must be integers") from None
-        if len(viewport) not in (2, 6) or viewport[0] <= 0 or viewport[1] <= 0:
-            raise BadRenderParameter("viewport must be vw,vh or vw,vh,sx,sy,sw,sh")
+        viewport = parse_viewport(query["viewport"])
     elif thumbnail:
         viewport = (THUMBNAIL_SIZE, THUMBNAIL_SIZE)
     quality = 90
     if query.get("quality"):
         text = query["quality"].strip()
-        if not text.isdigit() or not 1 <= int(text) <= 100:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 100:
             raise BadRenderParameter("quality must be an integer between 1 and 100")
         quality = int(text)
     return RenderOptions(window, viewport, quality)
+
+
+def finite(text: str, what: str) -> float:
+    """A finite number of a query parameter (no NaN nor infinity: they would poison the window)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadRenderParameter(f"{what} must be a number") from None
+    if not math.isfinite(value):
+        raise BadRenderParameter(f"{what} must be a finite number")
+    return value
+
+
+def parse_viewport(text: str) -> tuple[int, ...]:
+    """`vw,vh[,sx,sy,sw,sh]`: positive output sizes, a non-negative offset, any signed region size."""
+    try:
+        viewport = tuple(int(finite(x, "viewport")) for x in text.split(","))
+    except BadRenderParameter:
+        raise BadRenderParameter("viewport must be integers") from None
+    if len(viewport) not in (2, 6) or viewport[0] <= 0 or viewport[1] <= 0:
+        raise BadRenderParameter("viewport must be vw,vh or vw,vh,sx,sy,sw,sh with vw and vh positive")
+    if any(abs(v) >= _MAX_PARAMETER for v in viewport):
+        raise BadRenderParameter("viewport values are out of range")
+    if len(viewport) == 6 and (viewport[2] < 0 or viewport[3] < 0):
+        raise BadRenderParameter("the viewport's offset sx,sy must not be negative")
+    return viewport
 
 
 def negotiate_image(accept: str | None, default: str = JPEG) -> str | None:
@@ -204,9 +236,10 @@ def encode(pixels: np.ndarray, mime: str, options: RenderOptions) -> bytes:
 
     image = Image.fromarray(pixels)
     if options.viewport is not None:
-        image = _viewport(image, options.viewport)
+        image = _viewport(image, options.viewport, mime)
     if options.max_size is not None:
         image.thumbnail(options.max_size)
+    check_output(image.size, image.size, len(image.getbands()), mime)  # a frame too wide for JPEG
     out = io.BytesIO()
     if mime == JPEG:
         image.save(out, "JPEG", quality=options.quality)
@@ -215,23 +248,49 @@ def encode(pixels: np.ndarray, mime: str, options: RenderOptions) -> bytes:
     return out.getvalue()
 
 
-def _viewport(image: Any, viewport: tuple[int, ...]) -> Any:
+def _region(image: Any, sx: int, sy: int, sw: int, sh: int) -> tuple[int, int, int, int]:
+    """The crop box of a viewport region (0 size: up to the edge); it must lie inside the image."""
+    if sw == 0:
+        sw = image.width - sx
+    if sh == 0:
+        sh = image.height - sy
+    box = (min(sx, sx + sw), min(sy, sy + sh), max(sx, sx + sw), max(sy, sy + sh))
+    if not (0 <= box[0] < box[2] <= image.width and 0 <= box[1] < box[3] <= image.height):
+        raise BadRenderParameter(f"the viewport's region {sx},{sy},{sw},{sh} is not inside the "
+                                 f"{image.width}x{image.height} image")
+    return box
+
+
+def check_output(source: tuple[int, int], size: tuple[int, int], channels: int, mime: str) -> None:
+    """Refuse an output image the format cannot hold (400) or over the rendering bound (413)."""
+    if max(size) > _MAX_SIDE[mime]:
+        raise BadRenderParameter(f"{mime} images are at most {_MAX_SIDE[mime]} pixels a side "
+                                 f"(asked {size[0]}x{size[1]})")
+    pixels = size[0] * size[1]
+    budget = limits.current().decoded_frame
+    if pixels > max(source[0] * source[1], MAX_UPSCALED_PIXELS) or pixels * channels > budget:
+        raise RenderTooLarge(f"a rendered image of {size[0]}x{size[1]} pixels is over the bound "
+                             f"(the frame's size, or {MAX_UPSCALED_PIXELS} pixels, and MaximumDecodedFrameSize)")
+
+
+def _viewport(image: Any, viewport: tuple[int, ...], mime: str) -> Any:
     width, height = viewport[0], viewport[1]
+    source = (image.width, image.height)
+    box: tuple[int, int, int, int] | None = None
+    crop, flip_x, flip_y = source, False, False
     if len(viewport) == 6:
         sx, sy, sw, sh = viewport[2:]
-        if sw == 0:
-            sw = image.width - sx
-        if sh == 0:
-            sh = image.height - sy
-        flip_x, flip_y = sw < 0, sh < 0
-        box = (min(sx, sx + sw), min(sy, sy + sh), max(sx, sx + sw), max(sy, sy + sh))
+        box = _region(image, sx, sy, sw, sh)
+        crop, flip_x, flip_y = (box[2] - box[0], box[3] - box[1]), sw < 0, sh < 0
+    scale = min(width / crop[0], height / crop[1])
+    size = (max(1, math.floor(crop[0] * scale + 0.5)), max(1, math.floor(crop[1] * scale + 0.5)))
+    check_output(source, size, len(image.getbands()), mime)
+    if box is not None:
         image = image.crop(box)
         if flip_x:
             image = image.transpose(0)  # FLIP_LEFT_RIGHT
         if flip_y:
             image = image.transpose(1)  # FLIP_TOP_BOTTOM
-    scale = min(width / max(image.width, 1), height / max(image.height, 1))
-    size = (max(1, math.floor(image.width * scale + 0.5)), max(1, math.floor(image.height * scale + 0.5)))
     return image.resize(size)
 
 

@@ -1,8 +1,8 @@
 """Transfer syntaxes of WADO-RS answers: what can be converted to what, frames, and the conversions.
 
-Everything goes through pydicom's pluggable codecs: here, numpy for the native syntaxes, pydicom's
-RLE codec (both ways), Pillow for JPEG baseline and JPEG 2000 (decoding only). Installing pylibjpeg
-(or python-gdcm, pyjpegls) widens what can be decoded and encoded without a change here. A conversion
+Everything goes through pydicom's pluggable codecs (set up in `dicom/decoders.py`): numpy for the
+native syntaxes, pydicom's RLE codec (both ways), Pillow for JPEG baseline, pylibjpeg-libjpeg for JPEG
+extended, lossless and JPEG-LS (decoding only), pylibjpeg-openjpeg for JPEG 2000 (both ways). A conversion
 that is not possible is `Untranscodable`; the routes answer 406 when the client insisted on a syntax.
 """
 

@@ -143,7 +143,7 @@ def parse_frame_list(text: str) -> list[int]:
     numbers = []
     for item in text.split(","):
         item = item.strip()
-        if not item.isdigit() or int(item) < 1:
+        if not (item.isascii() and item.isdigit()) or len(item) > 9 or int(item) < 1:
             raise OrthancError(ErrorCode.BAD_REQUEST, f"WADO-RS: bad frame number: {item!r} (frames start at 1)")
         numbers.append(int(item))
     return numbers

@@ -31,3 +31,12 @@ class UnsupportedCall(NotImplementedError, AttributeError):
         super().__init__(f"orthanc.{name} is not supported by Donjon's Python plugin host "
                          "(see docs/plugins.md for the supported calls)")
         self.name = name
+
+
+class UnsupportedImport(ImportError, NotImplementedError):
+    """`from orthanc import X` of an unsupported X: an ImportError (what the statement raises) that keeps
+    the clear message, where Python would replace an AttributeError by "cannot import name"."""
+
+    def __init__(self, name: str):
+        super().__init__(str(UnsupportedCall(name)), name="orthanc")
+        self.call = name

@@ -72,7 +72,7 @@ class PluginHost:
         self.tokens: set[str] = set()
         self.description = DESCRIPTION
         self.root_uri: str | None = None
-        self.explorer_js: list[str] = []
+        self.explorer_js: str | None = None  # ExtendOrthancExplorer(): the last call wins, as in Orthanc
         from .sdk import build_module
         self.module = build_module(self)
 
@@ -339,11 +339,13 @@ class PluginHost:
         return found
 
     def info(self) -> dict[str, Any]:
-        """`GET /plugins/python`."""
-        out: dict[str, Any] = {"Description": self.description, "ExtendsOrthancExplorer": bool(self.explorer_js),
-                               "ID": PLUGIN_ID, "Version": __version__}
-        if self.root_uri is not None:
-            out["RootUri"] = self.root_uri
+        """`GET /plugins/python`, as Orthanc's `GetPlugin`: a root URI starting with `/` is made relative
+        to `/app/explorer.html` (`../...`), an empty one is left out; the keys in jsoncpp's order."""
+        out: dict[str, Any] = {"Description": self.description,
+                               "ExtendsOrthancExplorer": self.explorer_js is not None, "ID": PLUGIN_ID}
+        if self.root_uri:
+            out["RootUri"] = ".." + self.root_uri if self.root_uri.startswith("/") else self.root_uri
+        out["Version"] = __version__
         return out
 
 

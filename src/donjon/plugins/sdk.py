@@ -8,6 +8,7 @@ and how it differs from Orthanc is in docs/plugins.md.
 
 from __future__ import annotations
 
+import dis
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from ..errors import ErrorCode, OrthancError, describe
 from ..registry import USER_KEY_MIN, Level
 from . import enums
 from .create_dicom import create_dicom
-from .exceptions import OrthancException, UnsupportedCall
+from .exceptions import OrthancException, UnsupportedCall, UnsupportedImport
 from .instance import DicomInstance
 from .rest import RestOutput
 
@@ -160,7 +161,7 @@ def build_module(host: PluginHost) -> types.ModuleType:
         return host.configuration_json()
 
     def GetConfigurationPath() -> str:
-        return host.config.source_dir
+        return host.config.configuration_path  # the file (a folder's parent), as Orthanc; "" without configuration
 
     def GenerateRestApiAuthorizationToken() -> str:
         return host.new_token()
@@ -172,7 +173,7 @@ def build_module(host: PluginHost) -> types.ModuleType:
         host.root_uri = str(uri)
 
     def ExtendOrthancExplorer(javascript: str) -> None:
-        host.explorer_js.append(str(javascript))
+        host.explorer_js = str(javascript)
 
     def GetOrthancPath() -> str:
         return sys.executable
@@ -246,6 +247,8 @@ def build_module(host: PluginHost) -> types.ModuleType:
     def __getattr__(name: str) -> Any:
         if name.startswith("_") or not name[:1].isupper():
             raise AttributeError(f"module 'orthanc' has no attribute '{name}'")
+        if _importing_from(sys._getframe(1)):
+            raise UnsupportedImport(name)
         raise UnsupportedCall(name)
 
     def __dir__() -> list[str]:
@@ -255,6 +258,15 @@ def build_module(host: PluginHost) -> types.ModuleType:
     module.__dir__ = __dir__  # type: ignore[method-assign]
     module.__file__ = None
     return module
+
+
+_IMPORT_FROM = dis.opmap["IMPORT_FROM"]
+
+
+def _importing_from(frame: types.FrameType) -> bool:
+    """Whether the caller is running `from orthanc import ...` (rather than `hasattr` or `orthanc.X`)."""
+    code = frame.f_code.co_code
+    return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] == _IMPORT_FROM
 
 
 def _bytes(value: bytes | str) -> bytes:

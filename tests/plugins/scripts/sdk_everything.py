@@ -33,7 +33,8 @@ except orthanc.OrthancException as e:
 
 orthanc.SetDescription('The SDK test plugin')
 orthanc.SetRootUri('/sdk/events')
-orthanc.ExtendOrthancExplorer('console.log("sdk");')
+orthanc.ExtendOrthancExplorer('console.log("replaced by the next call");')
+orthanc.ExtendOrthancExplorer('console.log("sdk");')  # as in Orthanc, the last call wins
 
 
 # -- storage area --------------------------------------------------------------------------------------
@@ -299,6 +300,11 @@ def toolbox(output, uri, **request):
         out['unsupported'] = 'no error'
     except NotImplementedError as e:
         out['unsupported'] = str(e)
+    try:
+        from orthanc import RegisterWorklistCallback  # noqa: F401
+        out['from_import'] = 'no error'
+    except ImportError as e:
+        out['from_import'] = [isinstance(e, NotImplementedError), str(e)]
     out['hasattr_unsupported'] = hasattr(orthanc, 'RegisterWorklistCallback')
     out['hasattr_supported'] = hasattr(orthanc, 'RestApiGet')
     try:
