@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import time
 from typing import Any
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
 
+from tests.support.dicom_files import file_bytes
 from tests.support.servers import Server, start_donjon
 
 
@@ -31,13 +30,7 @@ def small_instance(patient: str, study: int, series: int, index: int, size: int 
     ds.InstanceNumber = index
     if size:
         ds.add_new(0x7FE00010, "OB", os.urandom(size))  # incompressible, so that archives are big
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return file_bytes(ds)
 
 
 def upload_study(server: Server, patient: str, study: int, count: int, series: int = 1, size: int = 0) -> str:

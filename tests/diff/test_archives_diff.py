@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from pydicom import dcmread
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
 
+from tests.support.dicom_files import file_bytes
 from tests.support.servers import ORTHANC, SAMPLES, Server, start_donjon, start_orthanc
 
 pytestmark = pytest.mark.orthanc
@@ -39,13 +39,7 @@ def _file(study: int, **tags: Any) -> bytes:
     ds.SOPInstanceUID = f"{ds.SeriesInstanceUID}.1"
     for keyword, value in tags.items():
         setattr(ds, keyword, value)
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return file_bytes(ds)
 
 
 # Many candidate "extended" attributes on one file; the others lack, or leave empty, attributes of the records.

@@ -9,7 +9,6 @@ process is killed with SIGKILL in the middle of a job, and the job finishes on a
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import signal
@@ -21,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
 
+from tests.support.dicom_files import file_bytes
 from tests.support.postgres import pg_bin_dir, shared_cluster
 from tests.support.servers import Server, start_donjon
 
@@ -49,13 +48,7 @@ def instance(study: int, series: int, index: int) -> bytes:
     ds.Modality = "CT"
     ds.InstanceNumber = index
     ds.add_new(0x7FE00010, "OB", os.urandom(2048))
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return file_bytes(ds)
 
 
 @pytest.fixture(scope="module")
