@@ -22,7 +22,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from tests.support.dicom_files import file_bytes
-from tests.support.servers import ORTHANC, SAMPLES, Server, start_donjon, start_orthanc
+from tests.support.servers import SAMPLES, Server, loaded_pair
 
 pytestmark = pytest.mark.orthanc
 
@@ -63,19 +63,7 @@ GENERATED = [
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[Server]]:
-    if ORTHANC is None:
-        pytest.skip("Orthanc 1.10.1 is not installed (apt-get install orthanc)")
-    pair = [start_orthanc(), start_donjon()]
-    try:
-        for server in pair:
-            for name in SAMPLE_FILES:
-                assert server.upload(SAMPLES / name).status_code == 200
-            for data in GENERATED:
-                assert server.post("/instances", content=data).status_code == 200
-        yield pair
-    finally:
-        for server in pair:
-            server.stop()
+    yield from loaded_pair(SAMPLE_FILES, GENERATED)
 
 
 def _value(elem: Any) -> str:

@@ -23,7 +23,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from tests.api.test_jobs import wait_job
-from tests.support.servers import ORTHANC, SAMPLES, Server, start_donjon, start_orthanc
+from tests.support.dicom_files import file_bytes
+from tests.support.servers import Server, loaded_pair
 
 pytestmark = pytest.mark.orthanc
 
@@ -35,17 +36,7 @@ GENERATED = ("1.2.276.0.7230010.3.1.",)
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[Server]]:
-    if ORTHANC is None:
-        pytest.skip("Orthanc 1.10.1 is not installed (apt-get install orthanc)")
-    pair = [start_orthanc(), start_donjon()]
-    try:
-        for server in pair:
-            for name in FILES:
-                assert server.upload(SAMPLES / name).status_code == 200
-        yield pair
-    finally:
-        for server in pair:
-            server.stop()
+    yield from loaded_pair(FILES)
 
 
 class Normaliser:
@@ -340,9 +331,7 @@ _VALUES = {"AE": "AET", "AS": "030Y", "CS": "CS", "DA": "20200101", "DS": "1.5",
 def every_attribute_file() -> bytes:
     """A file holding every attribute of pydicom's dictionary (UIDs distinct, one item per sequence)."""
     from pydicom.datadict import DicomDictionary
-    from pydicom.dataset import FileMetaDataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian
     ds = Dataset()
     for n, (tag, (vr, _vm, _name, _retired, keyword)) in enumerate(sorted(DicomDictionary.items())):
         vr = vr.split(" or ")[0]
@@ -360,13 +349,7 @@ def every_attribute_file() -> bytes:
     ds.PatientID, ds.PatientName = "EVERY", "EVERY^ATTRIBUTE"
     ds.add_new(0x00090010, "LO", "CREATOR")
     ds.add_new(0x00091001, "LO", "PRIVATE")
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return file_bytes(ds)
 
 
 @pytest.mark.parametrize("version", ["2008", "2017c", "2021b"])

@@ -12,11 +12,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = (ROOT.parent / "shared" / "dicom").resolve()
@@ -158,3 +160,21 @@ def start_orthanc(config: dict[str, Any] | None = None) -> Server:
     server = Server("orthanc", f"http://127.0.0.1:{http_port}", process, workdir, http_port, dicom_port, cfg)
     _wait_ready(server)
     return server
+
+
+def loaded_pair(files: list[str], payloads: tuple[bytes, ...] | list[bytes] = ()) -> Iterator[list[Server]]:
+    """Orthanc 1.10.1 and Donjon, each given the same sample `files` and `payloads`, for a module fixture
+    of a differential test (skipped without Orthanc); both stopped afterwards."""
+    if ORTHANC is None:
+        pytest.skip("Orthanc 1.10.1 is not installed (apt-get install orthanc)")
+    pair = [start_orthanc(), start_donjon()]
+    try:
+        for server in pair:
+            for name in files:
+                assert server.upload(SAMPLES / name).status_code == 200
+            for data in payloads:
+                assert server.post("/instances", content=data).status_code == 200
+        yield pair
+    finally:
+        for server in pair:
+            server.stop()
