@@ -9,6 +9,7 @@ that is not possible is `Untranscodable`; the routes answer 406 when the client 
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -47,6 +48,8 @@ DEFAULT_SYNTAX = {"application/octet-stream": EXPLICIT_LE, "image/jpeg": "1.2.84
                   "image/jphc": "1.2.840.10008.1.2.4.201", "video/mpeg": "1.2.840.10008.1.2.4.100",
                   "video/mp4": "1.2.840.10008.1.2.4.102", "video/H265": "1.2.840.10008.1.2.4.107"}
 
+
+log = logging.getLogger(__name__)
 
 class Untranscodable(Exception):
     """The data cannot be turned into the requested transfer syntax here."""
@@ -148,6 +151,18 @@ def transcode(data: bytes, source: str | None, target: str) -> bytes:
         raise
     except Exception as e:  # codecs raise anything (RuntimeError, ValueError, NotImplementedError...)
         raise Untranscodable(str(e)) from None
+
+
+def transcoded_or_as_stored(data: bytes, target: str) -> bytes:
+    """The file in `target` if Donjon can convert it, else unchanged: what Orthanc's jobs do with a
+    `Transcode` option (peer store, archives, media)."""
+    from ..dicom.header import MalformedDicom, scan
+
+    try:
+        return transcode(data, scan(data).transfer_syntax, target)
+    except (Untranscodable, MalformedDicom) as e:
+        log.info("Cannot transcode an instance to %s, it is kept as stored: %s", target, e)
+        return data
 
 
 @dataclass(frozen=True)

@@ -281,9 +281,10 @@ class ArchiveJob(Job):
                     source: bytes | str = path
                 else:
                     source = read_attachment(self.ctx.storage, info)
-                    if self.transcode:  # the same rule as peer jobs: kept as stored if impossible
-                        from .peer_store import transcoded
-                        source = transcoded(source, self.transcode)
+                    if self.transcode:  # kept as stored if impossible, as peer jobs do
+                        from ..dicomweb.transcode import transcoded_or_as_stored  # codecs load on first use
+
+                        source = transcoded_or_as_stored(source, self.transcode)
                     with self.zip.open(zinfo, "w", force_zip64=len(source) >= 0x7FFFFFFF) as dst:
                         dst.write(source)
             except OSError:

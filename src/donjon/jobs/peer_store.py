@@ -34,18 +34,6 @@ _MB = 1024 * 1024
 PARALLEL_SENDS = 4  # instances sent at the same time by one job (measured: 4 beats Orthanc -> Orthanc)
 
 
-def transcoded(data: bytes, syntax: str) -> bytes:
-    """The file in `syntax` if Donjon can convert it, else unchanged (as Orthanc does)."""
-    from ..dicom.header import MalformedDicom, scan
-    from ..dicomweb.transcode import Untranscodable, transcode
-
-    try:
-        return transcode(data, scan(data).transfer_syntax, syntax)
-    except (Untranscodable, MalformedDicom) as e:
-        log.info("Cannot transcode an instance to %s, it is sent as stored: %s", syntax, e)
-        return data
-
-
 class OrthancPeerStoreJob(InstancesJob):
     job_type = "OrthancPeerStore"
 
@@ -88,7 +76,9 @@ class OrthancPeerStoreJob(InstancesJob):
             log.warning("An instance was removed after the job was issued: %s", instance_id)
             return False
         if self.transcode:
-            data = transcoded(data, self.transcode)
+            from ..dicomweb.transcode import transcoded_or_as_stored  # codecs load on first use
+
+            data = transcoded_or_as_stored(data, self.transcode)
         headers = {"Content-Type": "application/dicom"}
         if self.compress:
             data = gzip.compress(data, compresslevel=9, mtime=0)
@@ -188,4 +178,4 @@ def _load(ctx: ServerContext, saved: dict[str, Any]) -> OrthancPeerStoreJob:
 
 register_loader(OrthancPeerStoreJob.job_type, _load)
 
-__all__ = ["OrthancPeerStoreJob", "transcoded"]
+__all__ = ["OrthancPeerStoreJob"]
