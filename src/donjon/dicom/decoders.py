@@ -28,6 +28,7 @@ _STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: markers w
 _LABEL = "donjon-sequential-scan"
 _PYDICOM_DECODERS = "pydicom.pixels.decoders.base"
 
+# pydicom's plugin protocol: what to install when `is_available` is false (shown in its error)
 DECODER_DEPENDENCIES = {uid: ("pylibjpeg>=2.0", "pylibjpeg-libjpeg>=2.1") for uid in _SYNTAXES}
 
 _lock = threading.Lock()
