@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,9 +38,9 @@ class Option:
     kind: str  # one of KINDS
     doc: str
     choices: tuple[str, ...] = ()
-    minimum: int | None = None
+    minimum: float | None = None
     in_sample: bool = True
-    maximum: int | None = None
+    maximum: float | None = None
     ignore_case: bool = False  # choices compared case-insensitively, the value becomes the canonical one
     example: Any = None  # shown commented-out in the sample instead of the default
     validator: Callable[[Option, Any], Any] | None = None  # further checks; returns the (normalised) value
@@ -91,8 +92,11 @@ class Option:
                     value = float(value.strip())
                 except ValueError:
                     raise self.error(value, "a number") from None
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise self.error(value, "a number")
+            if (self.minimum is not None and value < self.minimum) or (
+                    self.maximum is not None and value > self.maximum):
+                raise self.error(value, f"a number between {self.minimum} and {self.maximum}")
             return float(value)
         if kind == "str":
             if not isinstance(value, str):
@@ -549,6 +553,12 @@ _OPTIONS: tuple[Option, ...] = (
         Option("DicomLossyTranscodingQuality", 90, "uint", "Quality (1..100) of lossy (JPEG) transcoding.",
                minimum=1, maximum=100),
         Option("SyncStorageArea", True, "bool", "fsync every stored file before answering."),
+        Option("IndexSyncInterval", 0.2, "float",
+               "Seconds between the fsyncs of the index commits of stores (Donjon extension). A store "
+               "is answered once its file is fsynced and its index rows committed; the commit is made "
+               "durable with the others of the interval, and after a power cut the files of lost "
+               "commits are stored again at start-up. 0: fsync every commit. Ignored when "
+               "SyncStorageArea is false.", minimum=0, maximum=60),
         Option("MallocArenaMax", 5, "uint", "glibc malloc arenas (ignored by Donjon)."),
         Option("DeidentifyLogs", True, "bool", "Remove patient data from the logs of DICOM queries."),
         Option("DeidentifyLogsDicomVersion", "2023b", "str",

@@ -159,6 +159,7 @@ class GlobalProperty(IntEnum):
     DATABASE_PATCH_LEVEL = 4
     JOBS_REGISTRY = 5
     GET_TOTAL_SIZE_IS_FAST = 6
+    INDEX_SYNC_MARK = 10  # Orthanc's DatabaseInternal0: the durable commit of core/index_sync.py
     MODALITIES = 20
     PEERS = 21
 

@@ -5,27 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from donjon.storage import journal as journal_module
-from donjon.storage.journal import InflightJournal, sweep
+from donjon.storage.journal import InflightJournal, Leftover, sweep
 
 
 def test_leftovers_are_the_unsettled_uuids(tmp_path: Path) -> None:
     j = InflightJournal(str(tmp_path / "j"))
     for u in ("a", "b", "c"):
-        j.begin(u)
+        j.begin(u, 1, 1500)
     j.settle(["a", "c"])
     j.close()  # a crash: nothing else is written
-    assert InflightJournal(str(tmp_path / "j")).leftovers() == ["b"]
+    assert InflightJournal(str(tmp_path / "j")).leftovers() == [Leftover("b", 1, 1500)]
+
+
+def test_journals_of_earlier_versions_still_read(tmp_path: Path) -> None:
+    (tmp_path / "j").write_text("+old\n+new 3 20\n+odd x y\n")
+    assert InflightJournal(str(tmp_path / "j")).leftovers() == [
+        Leftover("old"), Leftover("new", 3, 20), Leftover("odd")]
 
 
 def test_compaction_keeps_what_is_in_flight(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(journal_module, "_COMPACT_BYTES", 200)
     j = InflightJournal(str(tmp_path / "j"))
-    j.begin("kept-in-flight")
+    j.begin("kept-in-flight", 1, 42)
     for i in range(100):
-        j.begin(f"done-{i}")
+        j.begin(f"done-{i}", 1, 42)
         j.settle([f"done-{i}"])
     assert (tmp_path / "j").stat().st_size < 400  # compacted, not 100 pairs of lines
-    assert j.leftovers() == ["kept-in-flight"]
+    assert j.leftovers() == [Leftover("kept-in-flight", 1, 42)]  # with what adoption needs
 
 
 def test_sweep_removes_only_unreferenced_files(tmp_path: Path) -> None:
@@ -35,5 +41,19 @@ def test_sweep_removes_only_unreferenced_files(tmp_path: Path) -> None:
     j.close()
     j = InflightJournal(str(tmp_path / "j"))
     removed: list[str] = []
-    assert sweep(j, lambda uuids: {"indexed"} & set(uuids), removed.append) == ["orphan"]
+    assert sweep(j, lambda uuids: {"indexed"} & set(uuids), removed.append) == (["orphan"], [])
     assert removed == ["orphan"] and j.leftovers() == []
+
+
+def test_sweep_keeps_adopted_files_in_the_journal(tmp_path: Path) -> None:
+    """A file to adopt stays announced until it is stored again: a second crash meanwhile finds it."""
+    j = InflightJournal(str(tmp_path / "j"))
+    j.begin("dicom", 1, 100)
+    j.begin("header", 3, 10)
+    j.close()
+    j = InflightJournal(str(tmp_path / "j"))
+    removed: list[str] = []
+    assert sweep(j, lambda uuids: set(), removed.append, lambda e: e.content_type == 1) == (
+        ["header"], [Leftover("dicom", 1, 100)])
+    j.close()
+    assert InflightJournal(str(tmp_path / "j")).leftovers() == [Leftover("dicom", 1, 100)]

@@ -30,6 +30,8 @@ from .clock import now_utc
 from .deletion import Deletion, delete_cascade
 from .events import ChangeEvent, EventBus
 from .index_lock import IndexLock
+from .index_sync import IndexSync
+from .inflight import adopt
 from .inflight import install as install_journal
 from .recycling import Recycler
 from .shared_index import stable_change_is_due
@@ -71,7 +73,10 @@ class ServerContext:
                 self.index.close()
                 raise
         limits.configure(config)  # limits.py: bounds of the DICOM scanner and the pixel decoders
-        self.journal = install_journal(self)  # storage/journal.py: removes the orphan files of a crash
+        # storage/journal.py: removes the orphan files of a crash; complete DICOM files are adopted below
+        self.journal, leftovers = install_journal(self)
+        interval = config["IndexSyncInterval"] if config["SyncStorageArea"] else 0.0
+        self.index_sync = IndexSync(self.index, self.journal, interval)  # deferred index fsyncs
         self.attachment_policy = AttachmentPolicy(
             compress=config["StorageCompression"], level=config["StorageCompressionLevel"],
             md5=config["StoreMD5ForAttachments"])
@@ -88,10 +93,12 @@ class ServerContext:
             self.index.write(lambda tx: self.recycler.make_room(tx, 0, None, now_utc(), reject_applies=False))
         from ..jobs.service import JobsService
         self.jobs = JobsService(self, reload_saved=not no_jobs)
+        adopt(self, leftovers)
 
     def close(self) -> None:
         self.jobs.close()
         self.stable.stop()
+        self.index_sync.close()
         self.index.close()
         self.journal.close()
         if self._lock is not None:

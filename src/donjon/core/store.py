@@ -14,7 +14,6 @@ from ..errors import ErrorCode, OrthancError
 from ..ids import InstanceIds
 from ..index.protocol import FileInfo
 from ..registry import NEW_RESOURCE_CHANGE, ChangeType, ContentType, Level, Metadata, Origin
-from ..storage.journal import settle
 from .attachments import write_attachment
 from .clock import now_utc
 from .deletion import Deletion, delete_cascade
@@ -88,7 +87,10 @@ def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
 
     files = _write_files(ctx, data, parsed)
     try:
-        outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin))
+        # the commit is fsynced here, or with the next ones (core/index_sync.py): the files stay in
+        # the in-flight journal until then, for a power cut's recovery
+        outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin),
+                                  durable=not ctx.index_sync.deferred)
     except BaseException:
         for f in files:
             ctx.storage.remove(f.uuid, f.content_type)
@@ -97,7 +99,7 @@ def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
         for f in files:
             ctx.storage.remove(f.uuid, f.content_type)
         return StoreResult(outcome.status, ids)
-    settle(ctx.storage, [f.uuid for f in files])  # indexed: no longer in the in-flight journal
+    ctx.index_sync.committed([f.uuid for f in files])
     if outcome.deletion is not None:
         ctx.after_deletion(outcome.deletion)
     ctx.stable.mark_unstable(outcome.chain)

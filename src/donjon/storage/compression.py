@@ -29,3 +29,12 @@ def decompress(stored: bytes) -> bytes:
     if len(out) != size:
         raise OrthancError(ErrorCode.CORRUPTED_FILE)
     return out
+
+
+def looks_compressed(stored: bytes) -> bool:
+    """Whether `stored` starts as this format does (a size, then a zlib header), for files whose record
+    was lost; `decompress` still checks the whole stream (zlib's Adler-32 and the size)."""
+    if len(stored) < 10:
+        return False
+    cmf, flg = stored[8], stored[9]
+    return cmf & 0x0F == 8 and (cmf * 256 + flg) % 31 == 0

@@ -1,10 +1,12 @@
 """A journal of in-flight file writes, so that a crash leaves no orphan file behind for long.
 
 Storage before index: a file is written (and fsynced) before the transaction that references it. A
-`kill -9` between the two leaves a file that no index row names. Scanning a big storage for such files
-at start-up would take minutes, so every new file is first announced by a line `+uuid` appended to a
-small journal, and `-uuid` once its fate is sealed (indexed, or removed). At start-up, the uuids
-announced but never settled are the only candidates: those the index does not reference are removed.
+`kill -9` between the two leaves a file that no index row names; so does a power cut that takes away
+an index commit not yet fsynced (core/index_sync.py defers those fsyncs). Scanning a big storage for
+such files at start-up would take minutes, so every new file is first announced by a line
+`+uuid content-type size` appended to a small journal, and `-uuid` once its fate is sealed (indexed
+durably, or removed). At start-up, the uuids announced but never settled are the only candidates: the
+ones the index does not reference are either adopted (a complete DICOM file is stored again) or removed.
 
 Cost: one small `write()` per file and per settlement, no fsync of its own: the append is ordered
 before the data file's fsync on journaling file systems (data=ordered ext4, xfs), and after a process
@@ -20,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ErrorCode, OrthancError
@@ -30,43 +33,72 @@ _COMPACT_BYTES = 1 << 20
 _FORGET_AFTER = 3600.0  # an entry never settled by its writer (a code path without `settle`)
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """A file announced and never settled: `content_type` and `size` are None in old journals."""
+    uuid: str
+    content_type: int | None = None
+    size: int | None = None
+
+    def line(self) -> str:
+        if self.content_type is None or self.size is None:
+            return f"+{self.uuid}\n"
+        return f"+{self.uuid} {self.content_type} {self.size}\n"
+
+
+def _parse_begin(text: str) -> Leftover:
+    uuid, *rest = text.split(" ")
+    try:
+        return Leftover(uuid, int(rest[0]), int(rest[1])) if len(rest) == 2 else Leftover(uuid)
+    except ValueError:
+        return Leftover(uuid)
+
+
 class InflightJournal:
     def __init__(self, path: str):
         self.path = path
         self._lock = threading.Lock()
-        self._pending: dict[str, float] = {}
+        self._pending: dict[str, tuple[float, Leftover]] = {}
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = os.fstat(self._fd).st_size
 
-    def leftovers(self) -> list[str]:
-        """Uuids announced and never settled in the journal on disk (those of a crashed process)."""
+    def leftovers(self) -> list[Leftover]:
+        """Files announced and never settled in the journal on disk (those of a crashed process)."""
         try:
             with open(self.path, "rb") as f:
                 text = f.read().decode("ascii", "replace")
         except FileNotFoundError:
             return []
-        open_: dict[str, None] = {}
+        open_: dict[str, Leftover] = {}
         for line in text.splitlines():
             if len(line) < 2:
                 continue
             if line[0] == "+":
-                open_[line[1:]] = None
+                entry = _parse_begin(line[1:])
+                open_[entry.uuid] = entry
             elif line[0] == "-":
                 open_.pop(line[1:], None)
-        return list(open_)
+        return list(open_.values())
 
-    def begin(self, uuid: str) -> None:
+    def begin(self, uuid: str, content_type: int | None = None, size: int | None = None) -> None:
         """Announce a file before it is written; if that fails, the file must not be written."""
+        entry = Leftover(uuid, content_type, size)
         with self._lock:
             try:
-                self._append(f"+{uuid}\n")
+                self._append(entry.line())
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise OrthancError(ErrorCode.FULL_STORAGE, "The storage area is full (in-flight journal)",
                                        http_status=507) from None
                 raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, f"In-flight journal: {e.strerror}") from None
-            self._pending[uuid] = time.monotonic()
+            self._pending[uuid] = (time.monotonic(), entry)
+
+    def keep(self, entries: Iterable[Leftover]) -> None:
+        """Carry leftovers of the previous run over (files to adopt): rewritten by the next compaction."""
+        with self._lock:
+            for entry in entries:
+                self._pending[entry.uuid] = (time.monotonic(), entry)
 
     def settle(self, uuids: Iterable[str]) -> None:
         """A failure here only costs a look at these uuids at the next start-up."""
@@ -88,10 +120,10 @@ class InflightJournal:
     def _compact(self) -> None:
         """Rewrite the journal with what is still in flight (atomically: a crash keeps either file)."""
         now = time.monotonic()
-        for uuid in [u for u, t in self._pending.items() if now - t > _FORGET_AFTER]:
+        for uuid in [u for u, (t, _) in self._pending.items() if now - t > _FORGET_AFTER]:
             del self._pending[uuid]
         tmp = self.path + ".tmp"
-        data = "".join(f"+{u}\n" for u in self._pending).encode("ascii")
+        data = "".join(entry.line() for _, entry in self._pending.values()).encode("ascii")
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -102,9 +134,8 @@ class InflightJournal:
         self._size = len(data)
 
     def reset(self) -> None:
-        """Start afresh (after the start-up sweep)."""
+        """Start afresh (after the start-up sweep), keeping only what `keep` carried over."""
         with self._lock:
-            self._pending.clear()
             try:
                 self._compact()
             except OSError as e:  # a full disk must not prevent the start-up
@@ -127,7 +158,7 @@ class JournaledStorage:
         self.journal = journal
 
     def create(self, uuid: str, data: bytes, *args: Any, **kwargs: Any) -> None:
-        self.journal.begin(uuid)
+        self.journal.begin(uuid, args[0] if args else kwargs.get("content_type"), len(data))
         self.inner.create(uuid, data, *args, **kwargs)
 
     def remove(self, uuid: str, *args: Any, **kwargs: Any) -> None:
@@ -155,14 +186,21 @@ def settle(storage: Any, uuids: Iterable[str]) -> None:
 
 
 def sweep(journal: InflightJournal, referenced: Callable[[list[str]], set[str]],
-          remove: Callable[[str], None]) -> list[str]:
-    """Remove the files of stores interrupted by a crash; the uuids removed."""
+          remove: Callable[[str], None], adoptable: Callable[[Leftover], bool] = lambda _: False
+          ) -> tuple[list[str], list[Leftover]]:
+    """Sort out the files of stores interrupted by a crash: the uuids removed, and the files that
+    `adoptable` keeps for the caller to store again (they stay in the journal until it settles them)."""
     leftovers = journal.leftovers()
     removed: list[str] = []
+    adopted: list[Leftover] = []
     if leftovers:
-        known = referenced(leftovers)
-        for uuid in leftovers:
+        known = referenced([e.uuid for e in leftovers])
+        for entry in leftovers:
+            uuid = entry.uuid
             if uuid in known:
+                continue
+            if adoptable(entry):
+                adopted.append(entry)
                 continue
             try:
                 remove(uuid)
@@ -171,5 +209,6 @@ def sweep(journal: InflightJournal, referenced: Callable[[list[str]], set[str]],
                 log.exception("cannot remove the orphan file %s", uuid)
         if removed:
             log.warning("Removed %d orphan file(s) of stores interrupted by a crash", len(removed))
+    journal.keep(adopted)
     journal.reset()
-    return removed
+    return removed, adopted
