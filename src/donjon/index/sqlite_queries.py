@@ -385,10 +385,13 @@ class SQLiteWriter(SQLiteReader):
         return revision
 
     def set_metadata_many(self, rows: Iterable[tuple[int, int, str]]) -> None:
-        """Bulk upsert of (resource, type, value) for core metadata (revision kept at 0 on insert)."""
+        """Bulk upsert of (resource, type, value) for core metadata (revision kept at 0 on insert). A row
+        that already holds the value is not rewritten: the LastUpdate of a series, study and patient
+        receiving instances within the same second costs no page write (3 of a store's ~18)."""
         self.conn.executemany(
             "INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, 0) "
-            "ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, revision = revision + 1",
+            "ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, revision = revision + 1 "
+            "WHERE value <> excluded.value",
             list(rows))
 
     def delete_metadata(self, internal_id: int, md_type: int) -> bool:
@@ -449,8 +452,12 @@ class SQLiteWriter(SQLiteReader):
         self.conn.execute("INSERT OR REPLACE INTO global_properties (key, value) VALUES (?, ?)", (key, value))
 
     def touch_patient(self, patient_id: int) -> None:
-        """Move an unprotected patient to the most recent end of the recycling order."""
-        if self.is_protected(patient_id):
+        """Move an unprotected patient to the most recent end of the recycling order (nothing to write
+        when it is there already: the usual case, instances of one patient arriving in a row)."""
+        protected, last = self.conn.execute(
+            "SELECT (SELECT protected FROM resources WHERE id = ?), "
+            "(SELECT patient_id FROM recycling ORDER BY seq DESC LIMIT 1)", (patient_id,)).fetchone()
+        if protected or last == patient_id:
             return
         self.conn.execute("DELETE FROM recycling WHERE patient_id = ?", (patient_id,))
         self.conn.execute("INSERT INTO recycling (patient_id) VALUES (?)", (patient_id,))
