@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .protocol import ChangeRow, FileInfo, ResourceRow
-from .rows import ancestor_joins, export_dicts, range_bounds, size_totals
+from .rows import export_dicts, range_bounds, size_totals
 
 _CHUNK = 500
 
@@ -267,29 +267,31 @@ class SQLiteReader:
         """
         if not constraints:
             return None
-        joins, aliases = ancestor_joins(level, constraints)
+        # Each constraint is a set of ids found through the (tag, norm) index, brought down to `level`
+        # through the parent index: SQLite drives from the most selective set instead of reading every
+        # resource of the level and its ancestors' rows (a study-level PatientName prefix on 1,000
+        # studies: 0.1 ms instead of 2.5 ms).
         where = ["r0.level = ?"]
         params: list[Any] = [level]
         for filter_level, tag, op, operand in constraints:
-            alias = aliases[filter_level]
-            base = f"SELECT 1 FROM identifiers i WHERE i.resource_id = {alias}.id AND i.tag = ? AND "
             if op == "eq":
-                where.append(f"EXISTS ({base}i.norm = ?)")
-                params += [tag, operand]
+                cond, values = "i.norm = ?", [operand]
             elif op == "in":
-                where.append(f"EXISTS ({base}i.norm IN ({','.join('?' * len(operand))}))")
-                params += [tag, *operand]
+                cond, values = f"i.norm IN ({','.join('?' * len(operand))})", list(operand)
             elif op == "glob":
-                where.append(f"EXISTS ({base}i.norm GLOB ?)")
-                params += [tag, operand]
+                cond, values = "i.norm GLOB ?", [operand]
             elif op == "range":
                 low, high = operand
                 bounds, values = range_bounds(low, high, "?")
-                where.append(f"EXISTS ({base}{bounds or '1'})")
-                params += [tag, *values]
+                cond = bounds or "1"
             else:
                 raise ValueError(op)
-        q = f"SELECT r0.id FROM resources r0 {' '.join(joins)} WHERE {' AND '.join(where)} ORDER BY r0.id"
+            ids = f"SELECT i.resource_id FROM identifiers i WHERE i.tag = ? AND {cond}"
+            for depth in range(level - filter_level):  # down to the children, one level at a time
+                ids = f"SELECT c{depth}.id FROM resources c{depth} WHERE c{depth}.parent_id IN ({ids})"
+            where.append(f"r0.id IN ({ids})")
+            params += [tag, *values]
+        q = f"SELECT r0.id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
         return [r[0] for r in self.conn.execute(q, params)]
 
     def ids_of_level(self, level: int) -> list[int]:
