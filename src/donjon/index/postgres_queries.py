@@ -20,7 +20,7 @@ from psycopg import Connection
 
 from .postgres_batch import PendingRows
 from .protocol import ChangeRow, FileInfo, ResourceRow
-from .rows import ancestor_joins, export_dicts, range_bounds, size_totals
+from .rows import export_dicts, range_bounds, size_totals
 
 _FILE_COLUMNS = ("uuid, type, uncompressed_size, uncompressed_md5, compression, compressed_size, "
                  "compressed_md5, revision")
@@ -257,29 +257,27 @@ class PgReader:
         """Ids at `level` satisfying indexed constraints; see `SQLiteReader.find_candidates`."""
         if not constraints:
             return None
-        joins, aliases = ancestor_joins(level, constraints)
         where = ["r0.level = %s"]
         params: list[Any] = [level]
-        for filter_level, tag, op, operand in constraints:
-            alias = aliases[filter_level]
-            base = f"SELECT 1 FROM identifiers i WHERE i.resource_id = {alias}.id AND i.tag = %s AND "
+        for filter_level, tag, op, operand in constraints:  # as SQLite: id sets brought down to `level`
             if op == "eq":
-                where.append(f"EXISTS ({base}i.norm = %s)")
-                params += [tag, strip_nul(operand)]
+                cond, values = "i.norm = %s", [strip_nul(operand)]
             elif op == "in":
-                where.append(f"EXISTS ({base}i.norm = ANY(%s))")
-                params += [tag, [strip_nul(v) for v in operand]]
+                cond, values = "i.norm = ANY(%s)", [[strip_nul(v) for v in operand]]
             elif op == "glob":
-                where.append(f"EXISTS ({base}i.norm LIKE %s)")
-                params += [tag, glob_to_like(strip_nul(operand))]
+                cond, values = "i.norm LIKE %s", [glob_to_like(strip_nul(operand))]
             elif op == "range":
                 low, high = operand
-                bounds, values = range_bounds(low, high, "%s")
-                where.append(f"EXISTS ({base}{bounds or 'TRUE'})")
-                params += [tag, *(strip_nul(v) for v in values)]
+                bounds, raw = range_bounds(low, high, "%s")
+                cond, values = bounds or "TRUE", [strip_nul(v) for v in raw]
             else:
                 raise ValueError(op)
-        q = f"SELECT r0.id FROM resources r0 {' '.join(joins)} WHERE {' AND '.join(where)} ORDER BY r0.id"
+            ids = f"SELECT i.resource_id FROM identifiers i WHERE i.tag = %s AND {cond}"
+            for depth in range(level - filter_level):
+                ids = f"SELECT c{depth}.id FROM resources c{depth} WHERE c{depth}.parent_id IN ({ids})"
+            where.append(f"r0.id IN ({ids})")
+            params += [tag, *values]
+        q = f"SELECT r0.id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
         return [r[0] for r in self._all(q, params)]
 
     def ids_of_level(self, level: int) -> list[int]:

@@ -34,21 +34,6 @@ def size_totals(rows: Iterable[tuple[int, Any, Any]]) -> tuple[int, int, int, in
     return disk, unc, ddisk, dunc
 
 
-def ancestor_joins(level: int, constraints: Sequence[tuple[int, int, str, Any]]) -> tuple[list[str], dict[int, str]]:
-    """`find_candidates`' joins from the resources at `level` (alias r0) up to the highest filtered level.
-
-    Returns the JOIN clauses and the alias of each level (r0 for `level`, r1 for its parent...).
-    """
-    joins: list[str] = []
-    aliases = {level: "r0"}
-    for depth, lvl in enumerate(range(level - 1, 0, -1), start=1):
-        prev = aliases[lvl + 1]
-        alias = f"r{depth}"
-        joins.append(f"JOIN resources {alias} ON {alias}.id = {prev}.parent_id")
-        aliases[lvl] = alias
-    return joins[:level - min(c[0] for c in constraints)], aliases
-
-
 def range_bounds(low: str | None, high: str | None, placeholder: str) -> tuple[str, list[str]]:
     """The `i.norm` bounds of a range constraint ('' when open at both ends) and their parameters."""
     cond: list[str] = []
