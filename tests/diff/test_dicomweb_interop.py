@@ -259,7 +259,11 @@ def test_orthanc_client_of_donjon(two_ways: tuple[Server, Server]) -> None:
 
 def test_donjon_client_of_donjon() -> None:
     target = start_donjon({})
-    source = start_donjon({"DicomWeb": {"Servers": {"target": [f"{target.url}/dicom-web/"]}}})
+    try:
+        source = start_donjon({"DicomWeb": {"Servers": {"target": [f"{target.url}/dicom-web/"]}}})
+    except BaseException:
+        target.stop()  # not left running when the second server cannot start
+        raise
     try:
         study = source.upload(SAMPLES / "TransferSyntaxes/1.2.840.10008.1.2.4.50.dcm").json()["ParentStudy"]
         assert source.post("/dicom-web/servers/target/stow", json={"Resources": [study]}).json()["InstancesCount"] == "1"
