@@ -14,6 +14,7 @@ import logging
 import ssl
 import urllib.parse
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -155,7 +156,23 @@ class HttpProtocol(asyncio.Protocol):
         if len(self.queue) > 64 and self.transport is not None:
             self.transport.pause_reading()  # a client pipelining without reading its answers
         if self.worker is None:
-            self.worker = self.loop.create_task(self._work())
+            self._start_work()
+
+    def _start_work(self) -> None:
+        """Run `_work` at once, inside this callback: most answers (reads, short writes) need no wait and
+        are written before the loop goes round again, where a Task would only start at its next turn
+        (measured on a bare uvloop server: 22 µs more per keep-alive round trip, 12 µs more CPU). When
+        `_work` has to wait (a worker thread, a slow client), a Task takes the rest over."""
+        work = self._work()
+        try:
+            awaited = work.send(None)
+        except StopIteration:
+            return
+        except BaseException:  # `_work` answers every failure itself; never let one reach the parser
+            log.exception("HTTP request handling failed")
+            self._close()
+            return
+        self.worker = self.loop.create_task(_resume(work, awaited))
 
     # -- requests -----------------------------------------------------------------------------------
     async def _work(self) -> None:
@@ -278,6 +295,35 @@ class HttpProtocol(asyncio.Protocol):
         if not self.headers_done and now - self.message_start > self.server.request_timeout:
             return True
         return now - self.last_activity > self.server.request_timeout
+
+
+async def _resume(work: Coroutine[Any, Any, None], awaited: Any) -> None:
+    """Go on with a coroutine started outside a Task, from the future it is waiting on, as a Task
+    would: wait for that future without consuming its outcome, then resume the coroutine, which reads
+    the outcome itself (a bare `yield`, as in `asyncio.sleep(0)`, is one turn of the loop)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            if awaited is None:
+                await asyncio.sleep(0)
+            else:
+                awaited._asyncio_future_blocking = False  # taken over, as Task.__step does
+                if not awaited.done():
+                    waiter = loop.create_future()
+                    awaited.add_done_callback(lambda _, w=waiter: w.done() or w.set_result(None))
+                    await waiter
+        except asyncio.CancelledError:  # shutting down: the coroutine runs its clean-up
+            if awaited is not None:
+                awaited.cancel()
+            try:
+                awaited = work.throw(asyncio.CancelledError())
+            except (StopIteration, asyncio.CancelledError):
+                return
+            continue
+        try:
+            awaited = work.send(None)
+        except StopIteration:
+            return
 
 
 _SIMPLE_DETAILS = {413: "Request body too large (MaximumRequestBodySize)",
