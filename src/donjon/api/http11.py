@@ -299,27 +299,25 @@ class HttpProtocol(asyncio.Protocol):
 
 async def _resume(work: Coroutine[Any, Any, None], awaited: Any) -> None:
     """Go on with a coroutine started outside a Task, from the future it is waiting on, as a Task
-    would: wait for that future without consuming its outcome, then resume the coroutine, which reads
-    the outcome itself (a bare `yield`, as in `asyncio.sleep(0)`, is one turn of the loop)."""
-    loop = asyncio.get_running_loop()
+    would: wait for that future, then resume the coroutine, which reads the future's outcome itself
+    (a bare `yield`, as in `asyncio.sleep(0)`, is one turn of the loop)."""
     while True:
         try:
             if awaited is None:
                 await asyncio.sleep(0)
             else:
                 awaited._asyncio_future_blocking = False  # taken over, as Task.__step does
-                if not awaited.done():
-                    waiter = loop.create_future()
-                    awaited.add_done_callback(lambda _, w=waiter: w.done() or w.set_result(None))
-                    await waiter
-        except asyncio.CancelledError:  # shutting down: the coroutine runs its clean-up
-            if awaited is not None:
-                awaited.cancel()
-            try:
-                awaited = work.throw(asyncio.CancelledError())
-            except (StopIteration, asyncio.CancelledError):
-                return
-            continue
+                await awaited
+        except BaseException as e:
+            if awaited is None or not awaited.done():  # this Task was cancelled, not the future
+                if awaited is not None:
+                    awaited.cancel()
+                try:
+                    awaited = work.throw(e)  # the coroutine runs its clean-up
+                except StopIteration:
+                    return
+                continue
+            # else the future failed: the coroutine raises that itself when resumed
         try:
             awaited = work.send(None)
         except StopIteration:
