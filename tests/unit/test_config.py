@@ -365,6 +365,7 @@ def test_lenient_strings_for_booleans_and_integers() -> None:
     ("MaximumPduLength", 1024), ("MaximumPduLength", 200000),
     ("DicomLossyTranscodingQuality", 0), ("DicomLossyTranscodingQuality", 101),
     ("StorageCompressionLevel", 0), ("StorageCompressionLevel", 10),
+    ("IndexSyncInterval", -0.1), ("IndexSyncInterval", 61), ("IndexSyncInterval", "nan"),
     ("SslMinimumProtocolVersion", 6), ("HttpThreadsCount", 0), ("DicomThreadsCount", 0),
     ("DatabaseServerIdentifier", ""),
     ("RegisteredUsers", {"alice": 123}),
