@@ -10,7 +10,7 @@ from .http import Router
 _ROUTE_MODULES = (
     "system", "resources", "instances", "tools", "protection", "metadata", "attachments", "labels",
     "jobs", "modification", "archives", "instance_content", "modalities", "peers", "queries",
-    "rendering", "raw_frames", "ui", "dicomweb", "plugins",
+    "rendering", "raw_frames", "numpy_export", "ui", "dicomweb", "plugins",
 )
 
 
