@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from ..dicom import pixel_guard
-from ..errors import ErrorCode, OrthancError
+from ..errors import EmptyAnswer, ErrorCode, OrthancError
 from ..limits import too_large
 from .app import Api
 from .http import Request, Response, Router
@@ -94,14 +94,14 @@ def decoded(data: bytes, frame: int | None, rescale: bool) -> np.ndarray:
     except pixel_guard.PixelsRefused as e:
         if e.too_large:
             raise too_large(str(e)) from None
-        raise OrthancError(ErrorCode.INCOMPATIBLE_IMAGE_FORMAT, f"Cannot decode the pixel data: {e}") from None
+        raise EmptyAnswer(415) from None  # as the previews: a stored file that cannot be decoded
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     try:
         arr = pixel_array(ds, index=frame if count > 1 else None)
         if photometric == "PALETTE COLOR":
             arr = apply_color_lut(arr, ds)
-    except Exception as e:
-        raise OrthancError(ErrorCode.INCOMPATIBLE_IMAGE_FORMAT, f"Cannot decode the pixel data: {e}") from None
+    except Exception:
+        raise EmptyAnswer(415) from None
     several = count > 1 and frame is None
     color = arr.ndim == (4 if several else 3) and arr.shape[-1] == 3
     if color:
@@ -110,7 +110,7 @@ def decoded(data: bytes, frame: int | None, rescale: bool) -> np.ndarray:
         arr = arr.astype(np.uint8)
     else:
         if arr.dtype.kind not in "iu":
-            raise OrthancError(ErrorCode.INCOMPATIBLE_IMAGE_FORMAT, "Unsupported pixel format")
+            raise EmptyAnswer(415)
         arr = arr[..., np.newaxis]
         if rescale:
             slope = float(ds.get("RescaleSlope", 1) or 1)
