@@ -113,9 +113,17 @@ def decoded(data: bytes, frame: int | None, rescale: bool) -> np.ndarray:
             raise EmptyAnswer(415)
         arr = arr[..., np.newaxis]
         if rescale:
-            slope = float(ds.get("RescaleSlope", 1) or 1)
-            intercept = float(ds.get("RescaleIntercept", 0) or 0)
+            slope, intercept = _number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0)
             arr = arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     if frame is None and not several:
         arr = arr[np.newaxis]
     return np.ascontiguousarray(arr)
+
+
+def _number(ds: object, keyword: str, default: float) -> float:
+    """A decimal string of the file, or `default` when absent, empty or not a finite number."""
+    try:
+        value = float(ds.get(keyword, default) or default)
+    except (TypeError, ValueError):
+        return default
+    return value if np.isfinite(value) else default
