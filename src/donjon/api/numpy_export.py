@@ -20,12 +20,10 @@ import re
 
 import numpy as np
 
-from ..dicom import pixel_guard
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
-from ..limits import too_large
 from .app import Api
 from .http import Request, Response, Router
-from .rendering import _NATIVE, _dicom_bytes
+from .rendering import _NATIVE, Undecodable, _dicom_bytes, guarded_pixels
 
 _NUMBER = re.compile(r"[0-9]+")
 _PLAIN = {(True, True): "1.2.840.10008.1.2", (False, True): "1.2.840.10008.1.2.1",
@@ -68,7 +66,6 @@ def numpy_file(data: bytes, frame: int | None, rescale: bool, compress: bool) ->
 def decoded(data: bytes, frame: int | None, rescale: bool) -> np.ndarray:
     """Every frame (`frame` None) or one frame of the file, shaped and typed as Orthanc does."""
     import pydicom
-    from pydicom.pixels import apply_color_lut, pixel_array
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
@@ -90,18 +87,9 @@ def decoded(data: bytes, frame: int | None, rescale: bool) -> np.ndarray:
     if frame is not None and frame >= count:  # Orthanc's two codes: no such native frame, no such fragment
         raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE if syntax in _NATIVE else ErrorCode.BAD_FILE_FORMAT)
     try:
-        pixel_guard.check(ds, syntax)
-    except pixel_guard.PixelsRefused as e:
-        if e.too_large:
-            raise too_large(str(e)) from None
+        arr = guarded_pixels(ds, syntax, frame if count > 1 else None)
+    except Undecodable:
         raise EmptyAnswer(415) from None  # as the previews: a stored file that cannot be decoded
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    try:
-        arr = pixel_array(ds, index=frame if count > 1 else None)
-        if photometric == "PALETTE COLOR":
-            arr = apply_color_lut(arr, ds)
-    except Exception:
-        raise EmptyAnswer(415) from None
     several = count > 1 and frame is None
     color = arr.ndim == (4 if several else 3) and arr.shape[-1] == 3
     if color:

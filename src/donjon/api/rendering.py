@@ -125,7 +125,6 @@ def _dicom_bytes(api: Api, public_id: str) -> bytes:
 def decode(data: bytes, index: int) -> Frame:
     """Frame `index` of a DICOM file; EmptyAnswer(404) past the last frame of a native image."""
     import pydicom
-    from pydicom.pixels import apply_color_lut, pixel_array
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
@@ -143,19 +142,8 @@ def decode(data: bytes, index: int) -> Frame:
         if syntax in _NATIVE:
             raise EmptyAnswer(404)
         raise Undecodable
-    try:
-        pixel_guard.check(ds, syntax)
-    except pixel_guard.PixelsRefused as e:
-        if e.too_large:
-            raise too_large(str(e)) from None
-        raise Undecodable from None
+    arr = guarded_pixels(ds, syntax, index if count > 1 else None)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    try:
-        arr = pixel_array(ds, index=index if count > 1 else None)
-        if photometric == "PALETTE COLOR":
-            arr = apply_color_lut(arr, ds)
-    except Exception:
-        raise Undecodable from None
     if arr.ndim == 3 and arr.shape[-1] == 3:
         if arr.dtype.itemsize > 1:
             arr = arr >> 8  # RGB48 to RGB24, as Orthanc
@@ -163,6 +151,26 @@ def decode(data: bytes, index: int) -> Frame:
     if arr.ndim != 2 or arr.dtype.kind not in "iu":
         raise Undecodable
     return Frame(arr, photometric == "MONOCHROME1")
+
+
+def guarded_pixels(ds: Any, syntax: str, index: int | None) -> np.ndarray:
+    """Frame `index` (all frames when None) decoded by pydicom, palette colors applied, after the size
+    checks of `pixel_guard`: 413 past the configured size, `Undecodable` for what cannot be decoded."""
+    from pydicom.pixels import apply_color_lut, pixel_array
+
+    try:
+        pixel_guard.check(ds, syntax)
+    except pixel_guard.PixelsRefused as e:
+        if e.too_large:
+            raise too_large(str(e)) from None
+        raise Undecodable from None
+    try:
+        arr = pixel_array(ds, index=index)
+        if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR":
+            arr = apply_color_lut(arr, ds)
+    except Exception:
+        raise Undecodable from None
+    return arr
 
 
 def preview_pixels(frame: Frame) -> np.ndarray:
