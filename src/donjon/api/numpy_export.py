@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
 from .app import Api
 from .http import Request, Response, Router
-from .rendering import _NATIVE, Undecodable, _dicom_bytes, guarded_pixels
+from .rendering import _NATIVE, Undecodable, _dicom_bytes, frame_count, guarded_pixels, rgb24
 
 _NUMBER = re.compile(r"[0-9]+")
 _PLAIN = {(True, True): "1.2.840.10008.1.2", (False, True): "1.2.840.10008.1.2.1",
@@ -80,10 +80,7 @@ def decoded(data: bytes, frame: int | None, rescale: bool) -> np.ndarray:
         syntax = _PLAIN[(bool(implicit), bool(little))]
         ds.ensure_file_meta()
         ds.file_meta.TransferSyntaxUID = syntax
-    try:
-        count = max(int(ds.get("NumberOfFrames") or 1), 1)
-    except (TypeError, ValueError):
-        count = 1
+    count = frame_count(ds)
     if frame is not None and frame >= count:  # Orthanc's two codes: no such native frame, no such fragment
         raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE if syntax in _NATIVE else ErrorCode.BAD_FILE_FORMAT)
     try:
@@ -93,9 +90,7 @@ def decoded(data: bytes, frame: int | None, rescale: bool) -> np.ndarray:
     several = count > 1 and frame is None
     color = arr.ndim == (4 if several else 3) and arr.shape[-1] == 3
     if color:
-        if arr.dtype.itemsize > 1:
-            arr = arr >> 8  # RGB48 to RGB24, as Orthanc
-        arr = arr.astype(np.uint8)
+        arr = rgb24(arr)
     else:
         if arr.dtype.kind not in "iu":
             raise EmptyAnswer(415)

@@ -133,10 +133,7 @@ def decode(data: bytes, index: int) -> Frame:
     if "PixelData" not in ds:
         raise Undecodable
     syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
-    try:
-        count = max(int(ds.get("NumberOfFrames") or 1), 1)
-    except (TypeError, ValueError):
-        count = 1
+    count = frame_count(ds)
     if index >= count:
         # Orthanc: past the end of a native image is "no such frame"; a codec just fails to decode
         if syntax in _NATIVE:
@@ -145,12 +142,23 @@ def decode(data: bytes, index: int) -> Frame:
     arr = guarded_pixels(ds, syntax, index if count > 1 else None)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     if arr.ndim == 3 and arr.shape[-1] == 3:
-        if arr.dtype.itemsize > 1:
-            arr = arr >> 8  # RGB48 to RGB24, as Orthanc
-        return Frame(np.ascontiguousarray(arr.astype(np.uint8)))
+        return Frame(np.ascontiguousarray(rgb24(arr)))
     if arr.ndim != 2 or arr.dtype.kind not in "iu":
         raise Undecodable
     return Frame(arr, photometric == "MONOCHROME1")
+
+
+def frame_count(ds: Any) -> int:
+    """NumberOfFrames, 1 when absent or unreadable."""
+    try:
+        return max(int(ds.get("NumberOfFrames") or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def rgb24(arr: np.ndarray) -> np.ndarray:
+    """Color pixels as 8-bit RGB (RGB48 keeps its high bytes, as Orthanc)."""
+    return (arr >> 8 if arr.dtype.itemsize > 1 else arr).astype(np.uint8)
 
 
 def guarded_pixels(ds: Any, syntax: str, index: int | None) -> np.ndarray:

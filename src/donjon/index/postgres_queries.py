@@ -20,7 +20,7 @@ from psycopg import Connection
 
 from .postgres_batch import PendingRows
 from .protocol import ChangeRow, FileInfo, ResourceRow
-from .rows import export_dicts, range_bounds, size_totals
+from .rows import constraint_ids, export_dicts, range_bounds, size_totals
 
 _FILE_COLUMNS = ("uuid, type, uncompressed_size, uncompressed_md5, compression, compressed_size, "
                  "compressed_md5, revision")
@@ -272,10 +272,7 @@ class PgReader:
                 cond, values = bounds or "TRUE", [strip_nul(v) for v in raw]
             else:
                 raise ValueError(op)
-            ids = f"SELECT i.resource_id FROM identifiers i WHERE i.tag = %s AND {cond}"
-            for depth in range(level - filter_level):
-                ids = f"SELECT c{depth}.id FROM resources c{depth} WHERE c{depth}.parent_id IN ({ids})"
-            where.append(f"r0.id IN ({ids})")
+            where.append(f"r0.id IN ({constraint_ids(level, filter_level, cond, '%s')})")
             params += [tag, *values]
         q = f"SELECT r0.id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
         return [r[0] for r in self._all(q, params)]

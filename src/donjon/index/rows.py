@@ -34,6 +34,16 @@ def size_totals(rows: Iterable[tuple[int, Any, Any]]) -> tuple[int, int, int, in
     return disk, unc, ddisk, dunc
 
 
+def constraint_ids(level: int, filter_level: int, cond: str, placeholder: str) -> str:
+    """`find_candidates`' id set of one indexed constraint: the resources of `filter_level` whose
+    identifier `i.tag = <placeholder>` satisfies `cond`, brought down to `level` through the parent
+    index, so that the database can start from the selective side."""
+    ids = f"SELECT i.resource_id FROM identifiers i WHERE i.tag = {placeholder} AND {cond}"
+    for depth in range(level - filter_level):  # down to the children, one level at a time
+        ids = f"SELECT c{depth}.id FROM resources c{depth} WHERE c{depth}.parent_id IN ({ids})"
+    return ids
+
+
 def range_bounds(low: str | None, high: str | None, placeholder: str) -> tuple[str, list[str]]:
     """The `i.norm` bounds of a range constraint ('' when open at both ends) and their parameters."""
     cond: list[str] = []

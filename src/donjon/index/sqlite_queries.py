@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .protocol import ChangeRow, FileInfo, ResourceRow
-from .rows import export_dicts, range_bounds, size_totals
+from .rows import constraint_ids, export_dicts, range_bounds, size_totals
 
 _CHUNK = 500
 
@@ -286,10 +286,7 @@ class SQLiteReader:
                 cond = bounds or "1"
             else:
                 raise ValueError(op)
-            ids = f"SELECT i.resource_id FROM identifiers i WHERE i.tag = ? AND {cond}"
-            for depth in range(level - filter_level):  # down to the children, one level at a time
-                ids = f"SELECT c{depth}.id FROM resources c{depth} WHERE c{depth}.parent_id IN ({ids})"
-            where.append(f"r0.id IN ({ids})")
+            where.append(f"r0.id IN ({constraint_ids(level, filter_level, cond, '?')})")
             params += [tag, *values]
         q = f"SELECT r0.id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
         return [r[0] for r in self.conn.execute(q, params)]
