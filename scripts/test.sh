@@ -9,6 +9,9 @@ if ! command -v Orthanc >/dev/null 2>&1 || ! command -v storescu >/dev/null 2>&1
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# An editable install writes no bytecode, and PYTHONDONTWRITEBYTECODE (set on some machines) keeps
+# Python from caching it: compile once, as a regular install does, rather than in every server started.
+.venv/bin/python -m compileall -q src >/dev/null
 .venv/bin/ruff check src tests
 if [ $# -gt 0 ]; then exec .venv/bin/python -m pytest -q "$@"; fi
 # Test files run in parallel (pytest-xdist), a file at a time per worker: its module-scoped servers

@@ -24,6 +24,7 @@ from ..registry import (
 )
 from ..storage.cache import CachingStorage
 from ..storage.factory import open_storage
+from ..storage.folder import FolderStorage
 from ..storage.protocol import StorageArea
 from .attachments import AttachmentPolicy
 from .clock import now_utc
@@ -63,7 +64,9 @@ class ServerContext:
         self.storage: StorageArea = storage or open_storage(config)
         cache_mb = config["MaximumStorageCacheSize"]
         if cache_mb > 0:
-            self.storage = CachingStorage(self.storage, cache_mb * 1024 * 1024)
+            self.storage = CachingStorage(
+                self.storage, cache_mb * 1024 * 1024, keep_written=not isinstance(self.storage, FolderStorage)
+            )
         self.index = index or open_index(config)  # SQLite, or PostgreSQL (`PostgreSQL.EnableIndex`)
         self._lock: IndexLock | None = None
         if index is None and isinstance(self.index, SQLiteIndex):  # one process per SQLite index

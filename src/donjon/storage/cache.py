@@ -1,8 +1,13 @@
-"""`MaximumStorageCacheSize`: recently written or read files kept in memory, as Orthanc does.
+"""`MaximumStorageCacheSize`: recently read (and, for object storage, written) files kept in memory.
 
 The cache holds stored bytes (compressed or not) keyed by attachment uuid. A uuid's content never
 changes (a replaced attachment gets a new uuid), so an entry can only go stale by deletion, and
 `remove` evicts it.
+
+Orthanc also keeps each file it writes. Donjon does that only where a read is a network round trip
+(S3): a file just written to a folder is in the kernel's page cache already, and a second copy in
+the process cost 36 MB of resident memory for 20,000 tiny instances while saving ~10 µs on a later
+read of each (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from .protocol import StorageArea
 
 
 class CachingStorage:
-    def __init__(self, inner: StorageArea, max_bytes: int):
+    def __init__(self, inner: StorageArea, max_bytes: int, *, keep_written: bool = True):
         self.inner = inner
+        self.keep_written = keep_written
         self.max_bytes = max_bytes
         self.max_item = max(max_bytes // 8, 1)  # a single huge file must not flush everything else
         self._items: OrderedDict[str, bytes] = OrderedDict()
@@ -44,7 +50,8 @@ class CachingStorage:
 
     def create(self, uuid: str, data: bytes, content_type: int | None = None) -> None:
         self.inner.create(uuid, data, content_type)
-        self._put(uuid, bytes(data))
+        if self.keep_written:
+            self._put(uuid, bytes(data))
 
     def read(self, uuid: str, content_type: int | None = None) -> bytes:
         data = self._get(uuid)
