@@ -47,7 +47,8 @@ class Option:
     section: str = ""
 
     def default_value(self) -> Any:
-        return copy.deepcopy(self.default)
+        default = self.default
+        return copy.deepcopy(default) if isinstance(default, (dict, list)) else default  # read per request
 
     def check(self, value: Any) -> Any:
         """The value if it has the right type and range, else a `ConfigurationError` naming the option.

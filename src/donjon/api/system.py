@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .. import __version__
@@ -29,6 +30,7 @@ async def root(api: Api, request: Request) -> Response:
     return Response(301, b"", None, [(b"location", b"app/explorer.html")])
 
 
+@functools.cache
 def _main_tags_description() -> dict[str, str]:
     return {level.type_name: ";".join(format_tag(t) for t, _ in MAIN_TAGS[level]) for level in Level}
 
@@ -48,7 +50,7 @@ async def system(api: Api, request: Request) -> Response:
         "HttpPort": config["HttpPort"],
         "IngestTranscoding": config["IngestTranscoding"] or "",
         "IsHttpServerSecure": secure,
-        "MainDicomTags": _main_tags_description(),
+        "MainDicomTags": dict(_main_tags_description()),
         "MaximumPatientCount": config["MaximumPatientCount"],
         "MaximumStorageMode": "Reject" if config["MaximumStorageMode"] == "Reject" else "Recycle",
         "MaximumStorageSize": config["MaximumStorageSize"],
