@@ -89,8 +89,10 @@ def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
     try:
         # the commit is fsynced here, or with the next ones (core/index_sync.py): the files stay in
         # the in-flight journal until then, for a power cut's recovery
-        outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin),
-                                  durable=not ctx.index_sync.deferred)
+        outcome = _index_in_one_statement(ctx, parsed, files, origin)
+        if outcome is None:
+            outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin),
+                                      durable=not ctx.index_sync.deferred)
     except BaseException:
         for f in files:
             ctx.storage.remove(f.uuid, f.content_type)
@@ -158,64 +160,30 @@ def _index(ctx: ServerContext, tx: WriteTransaction, parsed: ParsedInstance, fil
             parent = found[0]
             internal.append(parent)
             continue
-        tags = parsed.main_tags[level]
         if level == Level.INSTANCE:
-            rid = tx.create_resource(level, pub, parent, _tags_blob(tags), None)
-        tag_values = dict(tags)
-        tx.set_identifiers(rid, [(t, normalize(tag_values[t])) for t in INDEXED_TAGS[level] if t in tag_values])
+            rid = tx.create_resource(level, pub, parent, _tags_blob(parsed.main_tags[level]), None)
+        tx.set_identifiers(rid, _identifiers(parsed, level))
         internal.append(rid)
         created.append((level, rid, pub))
         parent = rid
     patient_id, study_id, series_id, instance_id = internal
     created_levels = {c[0] for c in created}
 
-    # core metadata
-    md: list[tuple[int, int, str]] = []
-    is_dicom = origin.origin == Origin.DICOM_PROTOCOL
-    remote_aet = origin.remote_aet if is_dicom else ""
-    if parsed.index_in_series is not None:
-        md.append((instance_id, Metadata.INDEX_IN_SERIES, parsed.index_in_series))
-    md.append((instance_id, Metadata.RECEPTION_DATE, now))
-    md.append((instance_id, Metadata.REMOTE_AET, remote_aet))
-    md.append((instance_id, Metadata.ORIGIN, origin.origin))
-    if parsed.transfer_syntax:
-        md.append((instance_id, Metadata.TRANSFER_SYNTAX, parsed.transfer_syntax))
-    if parsed.sop_class_uid:
-        md.append((instance_id, Metadata.SOP_CLASS_UID, parsed.sop_class_uid))
-    if origin.origin in (Origin.DICOM_PROTOCOL, Origin.REST_API):
-        md.append((instance_id, Metadata.REMOTE_IP, origin.remote_ip))
-    if is_dicom:
-        md.append((instance_id, Metadata.CALLED_AET, origin.called_aet))
-    if origin.origin == Origin.REST_API:
-        md.append((instance_id, Metadata.HTTP_USERNAME, origin.username))
-    if parsed.pixel_data_offset is not None:
-        md.append((instance_id, Metadata.PIXEL_DATA_OFFSET, str(parsed.pixel_data_offset)))
-        if parsed.pixel_data_vr is not None:
-            md.append((instance_id, Metadata.PIXEL_DATA_VR, parsed.pixel_data_vr))
-    for level, rid, _ in created:
-        md.append((rid, Metadata.MAIN_DICOM_TAGS_SIGNATURE, _SIGNATURES[level]))
-    if Level.SERIES in created_levels:
-        md.append((series_id, Metadata.REMOTE_AET, remote_aet))
-        if parsed.expected_instances is not None:
-            md.append((series_id, Metadata.EXPECTED_NUMBER_OF_INSTANCES, str(parsed.expected_instances)))
-    for rid in (series_id, study_id, patient_id):
-        md.append((rid, Metadata.LAST_UPDATE, now))
+    md = [(internal[level - 1], md_type, value)
+          for level, md_type, value, only_new in _core_metadata(parsed, origin, now)
+          if not only_new or level in created_levels]
     tx.set_metadata_many(md)
 
     for f in files:
         tx.add_attachment(instance_id, f)
 
     # change log: NewInstance, then NewSeries / NewStudy / NewPatient for what was created
-    events: list[ChangeEvent] = []
-    for level, rid, pub in reversed(created):
-        change = NEW_RESOURCE_CHANGE[Level(level)]
-        tx.log_change(change, rid, level, now)
-        events.append(ChangeEvent(change, level, pub, now))
-    if parsed.expected_instances and _series_complete(tx, series_id):
+    for level, rid, _ in reversed(created):
+        tx.log_change(NEW_RESOURCE_CHANGE[Level(level)], rid, level, now)
+    completed = bool(parsed.expected_instances) and _series_complete(tx, series_id)
+    if completed:
         tx.log_change(ChangeType.COMPLETED_SERIES, series_id, Level.SERIES, now)
-        events.append(ChangeEvent(ChangeType.COMPLETED_SERIES, Level.SERIES, ids.series, now))
-    for level, pub in ((Level.SERIES, ids.series), (Level.STUDY, ids.study), (Level.PATIENT, ids.patient)):
-        events.append(ChangeEvent(ChangeType.NEW_CHILD_INSTANCE, level, pub, now))
+    events = _events(ids, created, completed, now)
 
     tx.touch_patient(patient_id)
     recycled = ctx.recycler.make_room(tx, sum(f.compressed_size for f in files), patient_id, now)
@@ -225,6 +193,84 @@ def _index(ctx: ServerContext, tx: WriteTransaction, parsed: ParsedInstance, fil
     chain = [(Level.SERIES, series_id, ids.series), (Level.STUDY, study_id, ids.study),
              (Level.PATIENT, patient_id, ids.patient)]
     return _Indexed("Success", created, chain, events, deletion)
+
+
+def _identifiers(parsed: ParsedInstance, level: Level) -> list[tuple[int, str]]:
+    """The normalised values of the indexed tags of a level (`/tools/find` lookups)."""
+    tag_values = dict(parsed.main_tags[level])
+    return [(t, normalize(tag_values[t])) for t in INDEXED_TAGS[level] if t in tag_values]
+
+
+def _core_metadata(parsed: ParsedInstance, origin: StoreOrigin, now: str) -> list[tuple[Level, int, str, bool]]:
+    """(level, type, value, only when this store creates that level's resource): the core metadata
+    recorded by a store, where and as Orthanc records them."""
+    instance, series = Level.INSTANCE, Level.SERIES
+    is_dicom = origin.origin == Origin.DICOM_PROTOCOL
+    remote_aet = origin.remote_aet if is_dicom else ""
+    md: list[tuple[Level, int, str, bool]] = []
+    if parsed.index_in_series is not None:
+        md.append((instance, Metadata.INDEX_IN_SERIES, parsed.index_in_series, False))
+    md.append((instance, Metadata.RECEPTION_DATE, now, False))
+    md.append((instance, Metadata.REMOTE_AET, remote_aet, False))
+    md.append((instance, Metadata.ORIGIN, origin.origin, False))
+    if parsed.transfer_syntax:
+        md.append((instance, Metadata.TRANSFER_SYNTAX, parsed.transfer_syntax, False))
+    if parsed.sop_class_uid:
+        md.append((instance, Metadata.SOP_CLASS_UID, parsed.sop_class_uid, False))
+    if origin.origin in (Origin.DICOM_PROTOCOL, Origin.REST_API):
+        md.append((instance, Metadata.REMOTE_IP, origin.remote_ip, False))
+    if is_dicom:
+        md.append((instance, Metadata.CALLED_AET, origin.called_aet, False))
+    if origin.origin == Origin.REST_API:
+        md.append((instance, Metadata.HTTP_USERNAME, origin.username, False))
+    if parsed.pixel_data_offset is not None:
+        md.append((instance, Metadata.PIXEL_DATA_OFFSET, str(parsed.pixel_data_offset), False))
+        if parsed.pixel_data_vr is not None:
+            md.append((instance, Metadata.PIXEL_DATA_VR, parsed.pixel_data_vr, False))
+    for level in Level:
+        md.append((level, Metadata.MAIN_DICOM_TAGS_SIGNATURE, _SIGNATURES[level], True))
+    md.append((series, Metadata.REMOTE_AET, remote_aet, True))
+    if parsed.expected_instances is not None:
+        md.append((series, Metadata.EXPECTED_NUMBER_OF_INSTANCES, str(parsed.expected_instances), True))
+    for level in (Level.SERIES, Level.STUDY, Level.PATIENT):
+        md.append((level, Metadata.LAST_UPDATE, now, False))
+    return md
+
+
+def _events(ids: InstanceIds, created: list[tuple[int, int, str]], completed: bool, now: str) -> list[ChangeEvent]:
+    """What the store publishes: NewInstance then NewSeries / NewStudy / NewPatient for what was
+    created (the change log's order), CompletedSeries, and a NewChildInstance per ancestor."""
+    events = [ChangeEvent(NEW_RESOURCE_CHANGE[Level(level)], level, pub, now) for level, _, pub in reversed(created)]
+    if completed:
+        events.append(ChangeEvent(ChangeType.COMPLETED_SERIES, Level.SERIES, ids.series, now))
+    for level, pub in ((Level.SERIES, ids.series), (Level.STUDY, ids.study), (Level.PATIENT, ids.patient)):
+        events.append(ChangeEvent(ChangeType.NEW_CHILD_INSTANCE, level, pub, now))
+    return events
+
+
+def _index_in_one_statement(ctx: ServerContext, parsed: ParsedInstance, files: list[FileInfo],
+                            origin: StoreOrigin) -> _Indexed | None:
+    """The common store through the index's one-statement path, where it has one (PostgreSQL:
+    index/store_postgres.sql): a new instance, no recycling, no series completion to check. None
+    when it does not apply (the caller runs `_index`)."""
+    store_new = getattr(ctx.index, "store_new_instance", None)
+    if store_new is None or ctx.recycler.active() or parsed.expected_instances:
+        return None
+    ids = parsed.ids
+    now = now_utc()
+    public = (ids.patient, ids.study, ids.series, ids.instance)
+    identifiers = [(level, tag, norm) for level in Level for tag, norm in _identifiers(parsed, level)]
+    found = store_new(public, [_tags_blob(parsed.main_tags[level]) for level in Level],
+                      _tags_blob(parsed.main_tags[Level.PATIENT]), identifiers,
+                      _core_metadata(parsed, origin, now), files,
+                      [int(NEW_RESOURCE_CHANGE[level]) for level in Level], now, not ctx.index_sync.deferred)
+    if found is None:
+        return None  # the instance exists: AlreadyStored or an overwrite, by the general path
+    internal, created_flags = found
+    created = [(level, internal[level - 1], public[level - 1]) for level in Level if created_flags[level - 1]]
+    chain = [(Level.SERIES, internal[2], ids.series), (Level.STUDY, internal[1], ids.study),
+             (Level.PATIENT, internal[0], ids.patient)]
+    return _Indexed("Success", created, chain, _events(ids, created, False, now), None)
 
 
 def _series_complete(tx: WriteTransaction, series_id: int) -> bool:

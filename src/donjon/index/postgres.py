@@ -160,6 +160,7 @@ class PostgresIndex:
                                        f"The PostgreSQL index has schema version {version}, newer than this "
                                        f"Donjon ({SCHEMA_VERSION})")
                 # future migrations: `if version < 2: ...; UPDATE donjon_schema SET version = 2`
+                self._create_functions(conn)
                 return
             other = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = "
                                  "current_schema()").fetchone()
@@ -171,6 +172,12 @@ class PostgresIndex:
             conn.execute(schema)  # type: ignore[arg-type] - no parameters: run as one script
             conn.execute("INSERT INTO donjon_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
             log.warning("Created the PostgreSQL index (schema version %d)", SCHEMA_VERSION)
+            self._create_functions(conn)
+
+    @staticmethod
+    def _create_functions(conn: psycopg.Connection[Any]) -> None:
+        """The server-side functions, replaced at each start (inside `_migrate`'s lock and transaction)."""
+        conn.execute(pkg_resources.files("donjon.index").joinpath("store_postgres.sql").read_text())  # type: ignore[arg-type]
 
     # -- public API -------------------------------------------------------------------------------
     def reader(self) -> PgReader:
@@ -211,12 +218,28 @@ class PostgresIndex:
         current = getattr(self._local, "tx", None)
         if isinstance(current, PgWriter):
             return fn(current)  # a write nested in a write joins its transaction
+        return self._with_retries(lambda: self._write_once(fn, durable))
+
+    def write_statement(self, query: str, params: Any) -> Any:
+        """One statement that is a whole write transaction by itself (autocommit, one round trip): its
+        first row. Retried on conflicts like `write`."""
+        if isinstance(getattr(self._local, "tx", None), PgWriter):
+            raise RuntimeError("write_statement inside a write transaction")
+        return self._with_retries(lambda: (self._statement_once(query, params), []))
+
+    def store_new_instance(self, *args: Any) -> tuple[list[int], list[bool]] | None:
+        """A common store in one statement (postgres_store.py); used by `core/store.py`."""
+        from .postgres_store import store_new_instance
+
+        return store_new_instance(self, *args)
+
+    def _with_retries(self, attempt_once: Callable[[], tuple[T, list[Callable[[], None]]]]) -> T:
         if self._closed:
             raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
         delay = 0.002
         for attempt in range(_WRITE_ATTEMPTS):
             try:
-                value, actions = self._write_once(fn, durable)
+                value, actions = attempt_once()
             except _RETRYABLE as e:
                 if attempt + 1 >= _WRITE_ATTEMPTS:
                     raise _database_error(e) from None
@@ -238,6 +261,14 @@ class PostgresIndex:
                     log.exception("post-commit action failed")
             return value
         raise AssertionError("unreachable")
+
+    def _statement_once(self, query: str, params: Any) -> Any:
+        with self.pool.connection() as conn:
+            try:
+                return conn.execute(query, params).fetchone()
+            except BaseException as e:
+                _drop_if_stale(conn, e)
+                raise
 
     def _write_once(self, fn: Callable[[PgWriter], T], durable: bool) -> tuple[T, list[Callable[[], None]]]:
         with self.pool.connection() as conn:
