@@ -8,7 +8,9 @@ PostgreSQL index ingest at half the rate of the SQLite one (docs/postgresql.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import orjson
 
 from .postgres_queries import strip_nul
 from .protocol import FileInfo
@@ -16,8 +18,7 @@ from .protocol import FileInfo
 if TYPE_CHECKING:
     from .postgres import PostgresIndex
 
-_CALL = ("SELECT o_ids, o_created FROM donjon_store_instance(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-         "%s, %s, %s, %s, %s, %s, %s, %s)")
+_CALL = "SELECT o_ids, o_created FROM donjon_store_instance(%s, %s, %s, %s::jsonb, %s, %s)"
 
 
 def store_new_instance(index: PostgresIndex, public: Sequence[str], tags: Sequence[bytes], patient_tags: bytes,
@@ -25,20 +26,22 @@ def store_new_instance(index: PostgresIndex, public: Sequence[str], tags: Sequen
                        files: Sequence[FileInfo], changes: Sequence[int], date: str,
                        durable: bool) -> tuple[list[int], list[bool]] | None:
     """Index a new instance in one round trip: (internal ids, created flags), patient first; None
-    when the instance is already indexed. `identifiers` are (level, tag, normalised value),
+    when the instance is already indexed, or when a value cannot travel as JSON. `identifiers` are (level, tag, normalised value),
     `metadata` (level, type, value, only for a resource this store creates), `changes` the
     change type of a new resource per level."""
-    params: list[Any] = [
-        list(public), list(tags), patient_tags,
-        [i[0] for i in identifiers], [i[1] for i in identifiers], [strip_nul(i[2]) for i in identifiers],
-        [m[0] for m in metadata], [m[1] for m in metadata], [m[2].encode() for m in metadata],
-        [m[3] for m in metadata],
-        [f.content_type for f in files], [f.uuid for f in files], [f.compressed_size for f in files],
-        [f.uncompressed_size for f in files], [f.compression for f in files],
-        [f.uncompressed_md5 for f in files], [f.compressed_md5 for f in files],
-        list(changes), date, durable,
-    ]
-    row = index.write_statement(_CALL, params)
+    if any("\x00" in m[2] for m in metadata):
+        return None  # JSON text in PostgreSQL cannot hold NUL: the general path stores it as bytes
+    try:
+        rows = orjson.dumps({
+            "i": [(level, tag, strip_nul(norm)) for level, tag, norm in identifiers],
+            "m": metadata,
+            "a": [(f.content_type, f.uuid, f.compressed_size, f.uncompressed_size, f.compression,
+                   f.uncompressed_md5, f.compressed_md5) for f in files],
+            "c": changes,
+        }).decode()
+    except orjson.JSONEncodeError:  # a string that is not valid Unicode
+        return None
+    row = index.write_statement(_CALL, [list(public), list(tags), patient_tags, rows, date, durable])
     if row is None or row[0] is None:
         return None
     return [int(i) for i in row[0]], list(row[1])

@@ -3,13 +3,15 @@
 -- trip. Replaced at every start-up (under the schema lock), so it always matches the running code.
 -- The rules are those of `_index` (core/store.py) and postgres_batch.py; see there for the why.
 -- o_ids is NULL when the instance already exists (the caller takes the general path).
+-- p_rows (JSON: one parameter is far cheaper for psycopg to send than fourteen arrays):
+--   "i": identifiers [level, tag, normalised value], "m": metadata [level, type, value, only when
+--   this store creates the resource], "a": attachments [type, uuid, compressed size, size,
+--   compression, md5, compressed md5], "c": the change type of a new resource, per level.
+DROP FUNCTION IF EXISTS donjon_store_instance(TEXT[], BYTEA[], BYTEA, SMALLINT[], INTEGER[], TEXT[], SMALLINT[],
+    INTEGER[], BYTEA[], BOOLEAN[], INTEGER[], TEXT[], BIGINT[], BIGINT[], INTEGER[], TEXT[], TEXT[], INTEGER[], TEXT,
+    BOOLEAN);
 CREATE OR REPLACE FUNCTION donjon_store_instance(
-    p_public TEXT[], p_tags BYTEA[], p_patient_tags BYTEA,
-    p_id_level SMALLINT[], p_id_tag INTEGER[], p_id_norm TEXT[],
-    p_md_level SMALLINT[], p_md_type INTEGER[], p_md_value BYTEA[], p_md_new BOOLEAN[],
-    p_att_type INTEGER[], p_att_uuid TEXT[], p_att_csize BIGINT[], p_att_usize BIGINT[],
-    p_att_compression INTEGER[], p_att_umd5 TEXT[], p_att_cmd5 TEXT[],
-    p_changes INTEGER[], p_date TEXT, p_durable BOOLEAN,
+    p_public TEXT[], p_tags BYTEA[], p_patient_tags BYTEA, p_rows JSONB, p_date TEXT, p_durable BOOLEAN,
     OUT o_ids BIGINT[], OUT o_created BOOLEAN[])
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -49,7 +51,8 @@ BEGIN
                 o_created[lvl] := true;
                 found_level := lvl;
                 INSERT INTO identifiers (resource_id, tag, norm)
-                SELECT rid, u.t, u.n FROM unnest(p_id_level, p_id_tag, p_id_norm) AS u(l, t, n) WHERE u.l = lvl
+                SELECT rid, (e->>1)::INTEGER, e->>2 FROM jsonb_array_elements(p_rows->'i') AS e
+                 WHERE (e->>0)::INTEGER = lvl
                 ON CONFLICT (resource_id, tag) DO UPDATE SET norm = excluded.norm;
             END IF;
         END IF;
@@ -62,7 +65,9 @@ BEGIN
     END LOOP;
 
     INSERT INTO metadata (resource_id, type, value, revision)
-    SELECT o_ids[u.l], u.t, u.v, 0 FROM unnest(p_md_level, p_md_type, p_md_value, p_md_new) AS u(l, t, v, n)
+    SELECT o_ids[u.l], u.t, u.v, 0
+      FROM (SELECT (e->>0)::INTEGER AS l, (e->>1)::INTEGER AS t, convert_to(e->>2, 'UTF8') AS v,
+                   (e->>3)::BOOLEAN AS n FROM jsonb_array_elements(p_rows->'m') AS e) AS u
      WHERE (NOT u.n OR o_created[u.l])
        AND (SELECT x.value FROM metadata x WHERE x.resource_id = o_ids[u.l] AND x.type = u.t)
            IS DISTINCT FROM u.v
@@ -70,11 +75,11 @@ BEGIN
 
     INSERT INTO attachments (resource_id, type, uuid, compressed_size, uncompressed_size, compression,
                              uncompressed_md5, compressed_md5, revision)
-    SELECT o_ids[4], u.* , 0 FROM unnest(p_att_type, p_att_uuid, p_att_csize, p_att_usize, p_att_compression,
-                                         p_att_umd5, p_att_cmd5) AS u;
+    SELECT o_ids[4], (e->>0)::INTEGER, e->>1, (e->>2)::BIGINT, (e->>3)::BIGINT, (e->>4)::INTEGER, e->>5, e->>6, 0
+      FROM jsonb_array_elements(p_rows->'a') AS e;
 
     INSERT INTO changes (type, resource_id, level, date)
-    SELECT p_changes[l], o_ids[l], l, p_date FROM generate_series(4, 1, -1) AS l WHERE o_created[l]
+    SELECT (p_rows->'c'->>(l - 1))::INTEGER, o_ids[l], l, p_date FROM generate_series(4, 1, -1) AS l WHERE o_created[l]
     ORDER BY l DESC;
 
     INSERT INTO recycling (patient_id)
