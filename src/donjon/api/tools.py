@@ -16,6 +16,7 @@ from ..core.matching import normalize
 from ..core.views import TagFormat, describe
 from ..dicom.main_tags import IDENTIFIER_TAG, format_tag
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
+from ..index.protocol import ResourceRow
 from ..registry import Level, parse_level
 from .app import Api
 from .http import EMPTY_JSON_OBJECT, Request, Response, Router, json_response, text_response
@@ -170,11 +171,17 @@ async def find_route(api: Api, request: Request) -> Response:
     cap = ctx.config["LimitFindInstances"] if level == Level.INSTANCE else ctx.config["LimitFindResults"]
 
     def run(tx: Any) -> Any:
-        ids = find(ctx, tx, q)
+        seen: dict[int, ResourceRow] = {}
+        ids = find(ctx, tx, q, seen)
         if cap and len(ids) > cap:
             ids = ids[:cap]
+        if not ids:
+            return []
+        rows = [seen[i] for i in ids] if all(i in seen for i in ids) else None
         if expand:
-            return describe(ctx, tx, tx.resources(ids), fmt)
+            return describe(ctx, tx, rows if rows is not None else tx.resources(ids), fmt)
+        if rows is not None:
+            return [r.public_id for r in rows]
         names = tx.public_ids(ids)
         return [names[i] for i in ids]
     return json_response(await api.run(ctx.index.read, run))

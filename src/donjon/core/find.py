@@ -18,6 +18,7 @@ from pydicom.filereader import dcmread
 from ..dicom.main_tags import MAIN_TAGS, format_tag
 from ..dicom.values import dataset_encodings, raw_to_string
 from ..errors import ErrorCode, OrthancError
+from ..index.protocol import ResourceRow
 from ..registry import ContentType, Level
 from .attachments import read_attachment, read_range
 from .matching import Constraint, parse_constraint
@@ -68,8 +69,11 @@ def _level_of(tag: int, query_level: Level) -> int | None:
     return lvl if lvl <= query_level else _BELOW
 
 
-def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery) -> list[int]:
-    """Internal ids of the matching resources at `q.level`, in creation order, after since/limit."""
+def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery, rows_seen: dict[int, ResourceRow] | None = None
+         ) -> list[int]:
+    """Internal ids of the matching resources at `q.level`, in creation order, after since/limit.
+    The rows read to match tags are added to `rows_seen`: the answer needs them again (one query
+    less, a round trip with PostgreSQL)."""
     level = q.level
     indexed: list[tuple[int, int, str, object]] = []
     by_level: dict[Level, list[Constraint]] = {}
@@ -107,6 +111,8 @@ def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery) -> list[int]:
     for chunk_start in range(0, len(candidates), 1000):
         chunk = candidates[chunk_start:chunk_start + 1000]
         rows = {r.id: r for r in tx.resources(chunk)}
+        if rows_seen is not None:
+            rows_seen.update(rows)
         # ancestors' tags, level by level
         ancestors: dict[Level, dict[int, int]] = {}
         tags_of: dict[tuple[Level, int], dict[str, str]] = {}

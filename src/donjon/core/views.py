@@ -13,7 +13,7 @@ import orjson
 
 from ..dicom.main_tags import MAIN_TAG_NAMES, format_tag
 from ..index.protocol import ResourceRow
-from ..registry import CHILDREN_FIELD, PARENT_FIELD, ContentType, Level, Metadata
+from ..registry import CHILDREN_FIELD, PARENT_FIELD, Level, Metadata
 from .store import series_status
 
 if TYPE_CHECKING:
@@ -55,14 +55,10 @@ def describe(ctx: ServerContext, tx: SQLiteReader, rows: Sequence[ResourceRow],
     """Orthanc's JSON of each resource (all rows are expected to be of one level)."""
     if not rows:
         return []
-    ids = [r.id for r in rows]
     level = Level(rows[0].level)
-    parent_public = tx.public_ids(r.parent_id for r in rows if r.parent_id is not None) if level != Level.PATIENT \
-        else {}
-    children = tx.children(ids) if level != Level.INSTANCE else {}
-    metadata = tx.metadata_bulk(ids, _MD_FOR_VIEW[level])
-    labels = tx.labels_bulk(ids)
-    files = tx.attachments_bulk(ids, ContentType.DICOM) if level == Level.INSTANCE else {}
+    extras = tx.view_extras(rows, _MD_FOR_VIEW[level])  # one statement or a few, whatever len(rows)
+    parent_public, children, metadata = extras.parent_public, extras.children, extras.metadata
+    labels, files = extras.labels, extras.files
     series_indexes: dict[int, list[str]] = {}
     if level == Level.SERIES:
         with_expected = [r.id for r in rows if Metadata.EXPECTED_NUMBER_OF_INSTANCES in metadata.get(r.id, {})]
@@ -90,7 +86,7 @@ def describe(ctx: ServerContext, tx: SQLiteReader, rows: Sequence[ResourceRow],
             if Metadata.LAST_UPDATE in md:
                 item["LastUpdate"] = md[Metadata.LAST_UPDATE]
         if level == Level.PATIENT:  # as Orthanc 1.12.5+
-            item["IsProtected"] = tx.is_protected(r.id)
+            item["IsProtected"] = extras.protected.get(r.id, False)
         if level == Level.STUDY:
             item["PatientMainDicomTags"] = format_main_tags(r.patient_tags, fmt)
         if level == Level.SERIES:

@@ -45,6 +45,20 @@ class ResourceRow:
     patient_tags: bytes | None
 
 
+@dataclass(slots=True)
+class ViewExtras:
+    """What the JSON of resources shows beside their rows (`core/views.py`), gathered for many at once:
+    the parent's public id, the children (internal, public ids), some metadata, the labels, the DICOM
+    file (instances) and the protection (patients)."""
+
+    parent_public: dict[int, str]
+    children: dict[int, list[tuple[int, str]]]
+    metadata: dict[int, dict[int, str]]
+    labels: dict[int, list[str]]
+    files: dict[int, FileInfo]
+    protected: dict[int, bool]
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeRow:
     seq: int
@@ -95,6 +109,7 @@ class ReadTransaction(Protocol):
     def is_protected(self, patient_id: int) -> bool: ...
     def labels(self, internal_id: int) -> list[str]: ...
     def labels_bulk(self, internal_ids: Sequence[int]) -> dict[int, list[str]]: ...
+    def view_extras(self, rows: Sequence[ResourceRow], md_types: Sequence[int]) -> ViewExtras: ...
     def has_label(self, internal_id: int, label: str) -> bool: ...
     def all_labels(self) -> list[str]: ...
     def all_attachment_uuids(self) -> set[str]: ...

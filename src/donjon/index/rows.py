@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..registry import ContentType, Level
+from .protocol import ResourceRow, ViewExtras
+
 EXPORT_KEYS = ("seq", "level", "public_id", "remote_modality", "date", "patient_id", "study_uid",
                "series_uid", "sop_uid")
 
@@ -55,3 +58,21 @@ def range_bounds(low: str | None, high: str | None, placeholder: str) -> tuple[s
         cond.append(f"i.norm <= {placeholder}")
         values.append(high)
     return " AND ".join(cond), values
+
+
+def gather_view_extras(reader: Any, rows: Sequence[ResourceRow], md_types: Sequence[int]) -> ViewExtras:
+    """`view_extras` through the reader's bulk queries (a few statements, whatever the number of rows);
+    rows are of one level."""
+    if not rows:
+        return ViewExtras({}, {}, {}, {}, {}, {})
+    ids = [r.id for r in rows]
+    level = rows[0].level
+    return ViewExtras(
+        parent_public=reader.public_ids(r.parent_id for r in rows if r.parent_id is not None)
+        if level != Level.PATIENT else {},
+        children=reader.children(ids) if level != Level.INSTANCE else {},
+        metadata=reader.metadata_bulk(ids, md_types),
+        labels=reader.labels_bulk(ids),
+        files=reader.attachments_bulk(ids, ContentType.DICOM) if level == Level.INSTANCE else {},
+        protected=reader.protected_bulk(ids) if level == Level.PATIENT else {},
+    )

@@ -6,8 +6,8 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from .protocol import ChangeRow, FileInfo, ResourceRow
-from .rows import constraint_ids, export_dicts, range_bounds, size_totals
+from .protocol import ChangeRow, FileInfo, ResourceRow, ViewExtras
+from .rows import constraint_ids, export_dicts, gather_view_extras, range_bounds, size_totals
 
 _CHUNK = 500
 
@@ -305,6 +305,16 @@ class SQLiteReader:
     def is_protected(self, patient_id: int) -> bool:
         row = self.conn.execute("SELECT protected FROM resources WHERE id = ?", (patient_id,)).fetchone()
         return bool(row and row[0])
+
+    def protected_bulk(self, internal_ids: Sequence[int]) -> dict[int, bool]:
+        out: dict[int, bool] = {}
+        for chunk in _chunks(list(internal_ids)):
+            q = f"SELECT id, protected FROM resources WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update((rid, bool(p)) for rid, p in self.conn.execute(q, tuple(chunk)))
+        return out
+
+    def view_extras(self, rows: Sequence[ResourceRow], md_types: Sequence[int]) -> ViewExtras:
+        return gather_view_extras(self, rows, md_types)
 
     def labels(self, internal_id: int) -> list[str]:
         return [r[0] for r in self.conn.execute(
