@@ -17,17 +17,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from importlib import resources as pkg_resources
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.pq import TransactionStatus
+from psycopg.pq import PGresult, TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ErrorCode, OrthancError
+from . import postgres_fast as fast
 from .postgres_jobs import PgJobStore
 from .postgres_queries import PgReader, PgWriter
 from .postgres_settings import PostgresSettings
@@ -79,8 +80,10 @@ class _PooledReader:
             for attempt in range(2):
                 try:
                     with index.pool.connection() as conn:
+                        reader = PgReader(conn)
+                        reader.fast = True  # one statement in autocommit: libpq directly may serve it
                         try:
-                            return method(PgReader(conn), *args, **kwargs)
+                            return method(reader, *args, **kwargs)
                         except psycopg.Error as e:
                             if attempt == 0 and _drop_if_stale(conn, e):
                                 continue
@@ -220,12 +223,12 @@ class PostgresIndex:
             return fn(current)  # a write nested in a write joins its transaction
         return self._with_retries(lambda: self._write_once(fn, durable))
 
-    def write_statement(self, query: str, params: Any) -> Any:
-        """One statement that is a whole write transaction by itself (autocommit, one round trip): its
-        first row. Retried on conflicts like `write`."""
+    def write_statement(self, statement: fast.Statement, params: Sequence[bytes | None]) -> PGresult:
+        """One prepared statement that is a whole write transaction by itself (autocommit, one round
+        trip, through libpq directly: postgres_fast.py). Retried on conflicts like `write`."""
         if isinstance(getattr(self._local, "tx", None), PgWriter):
             raise RuntimeError("write_statement inside a write transaction")
-        return self._with_retries(lambda: (self._statement_once(query, params), []))
+        return self._with_retries(lambda: (self._statement_once(statement, params), []))
 
     def store_new_instance(self, *args: Any) -> tuple[list[int], list[bool]] | None:
         """A common store in one statement (postgres_store.py); used by `core/store.py`."""
@@ -262,10 +265,10 @@ class PostgresIndex:
             return value
         raise AssertionError("unreachable")
 
-    def _statement_once(self, query: str, params: Any) -> Any:
+    def _statement_once(self, statement: fast.Statement, params: Sequence[bytes | None]) -> PGresult:
         with self.pool.connection() as conn:
             try:
-                return conn.execute(query, params).fetchone()
+                return fast.execute(conn, statement, params)
             except BaseException as e:
                 _drop_if_stale(conn, e)
                 raise

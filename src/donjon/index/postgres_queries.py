@@ -19,6 +19,7 @@ from typing import Any
 from psycopg import Connection
 
 from ..registry import ContentType, Level
+from . import postgres_fast as fast
 from .postgres_batch import PendingRows
 from .protocol import ChangeRow, FileInfo, ResourceRow, ViewExtras
 from .rows import constraint_ids, export_dicts, range_bounds, size_totals
@@ -66,8 +67,27 @@ def glob_to_like(pattern: str) -> str:
     return "".join(out)
 
 
+_LOOKUP = fast.Statement("lookup", "SELECT id, level FROM resources WHERE public_id = $1")
+_INSTANCE_FILE = fast.Statement(
+    "instance_file", "SELECT a.uuid, a.type, a.uncompressed_size, a.uncompressed_md5, a.compression, "
+    "a.compressed_size, a.compressed_md5, a.revision, r.id FROM resources r LEFT JOIN attachments a "
+    "ON a.resource_id = r.id AND a.type = $1 WHERE r.public_id = $2 AND r.level = 4")
+_RESOURCE_METADATA = fast.Statement(
+    "resource_metadata", "SELECT r.level, m.value, m.revision FROM resources r LEFT JOIN metadata m "
+    "ON m.resource_id = r.id AND m.type = $1 WHERE r.public_id = $2")
+_COUNTERS = fast.Statement("counters", "SELECT name, sum(value) FROM counters GROUP BY name")
+_LIST_PUBLIC = fast.Statement(
+    "list_public", "SELECT public_id FROM resources WHERE level = $1 ORDER BY id LIMIT $2 OFFSET $3")
+
+
 class PgReader:
-    """Read operations over one connection (used by both readers and the writer)."""
+    """Read operations over one connection (used by both readers and the writer).
+
+    The hottest reads go through `postgres_fast` (libpq directly) when `fast` is set: for single
+    statements outside any transaction only (`index.reader()`). Inside one, a statement prepared there
+    would vanish with a rollback, and a writer's connection is in pipeline mode."""
+
+    fast = False
 
     def __init__(self, conn: Connection[Any]):
         self.conn = conn
@@ -80,6 +100,11 @@ class PgReader:
 
     # -- resources -------------------------------------------------------------------------
     def lookup(self, public_id: str) -> tuple[int, int] | None:
+        if self.fast:
+            if "\x00" in public_id:
+                return None  # (libpq parameters end at NUL; no identifier holds one)
+            r = fast.execute(self.conn, _LOOKUP, [public_id.encode()])
+            return (int(r.get_value(0, 0) or 0), int(r.get_value(0, 1) or 0)) if r.ntuples else None
         row = self._one("SELECT id, level FROM resources WHERE public_id = %s", (public_id,))
         return (row[0], row[1]) if row else None
 
@@ -106,6 +131,11 @@ class PgReader:
         return [_resource(r) for r in rows]
 
     def list_level_public(self, level: int, since: int, limit: int) -> list[str]:
+        if self.fast:
+            r = fast.execute(self.conn, _LIST_PUBLIC, [str(int(level)).encode(),
+                                                       str(int(limit)).encode() if limit > 0 else None,
+                                                       str(int(since)).encode()])
+            return [(r.get_value(i, 0) or b"").decode() for i in range(r.ntuples)]
         rows = self._all("SELECT public_id FROM resources WHERE level = %s ORDER BY id LIMIT %s OFFSET %s",
                          (level, limit if limit > 0 else None, since))
         return [r[0] for r in rows]
@@ -159,6 +189,13 @@ class PgReader:
             "WHERE r.parent_id = %s", (md_type, parent_id))]
 
     def resource_metadata(self, public_id: str, md_type: int) -> tuple[int, str | None, int] | None:
+        if self.fast and "\x00" not in public_id:
+            r = fast.execute(self.conn, _RESOURCE_METADATA, [str(int(md_type)).encode(), public_id.encode()])
+            if not r.ntuples:
+                return None
+            value, revision = r.get_value(0, 1), r.get_value(0, 2)
+            return (int(r.get_value(0, 0) or 0), fast.bytea(value).decode() if value is not None else None,
+                    int(revision) if revision is not None else 0)
         row = self._one(
             "SELECT r.level, m.value, m.revision FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id "
             "AND m.type = %s WHERE r.public_id = %s", (md_type, public_id))
@@ -176,6 +213,15 @@ class PgReader:
         return row[8], row[9], (FileInfo(*row[:8]) if row[0] is not None else None)
 
     def instance_attachment(self, public_id: str, content_type: int) -> FileInfo | bool | None:
+        if self.fast and "\x00" not in public_id:
+            r = fast.execute(self.conn, _INSTANCE_FILE, [str(int(content_type)).encode(), public_id.encode()])
+            if not r.ntuples:
+                return False
+            v = [r.get_value(0, c) for c in range(8)]
+            if v[0] is None:
+                return None
+            return FileInfo(v[0].decode(), int(v[1] or 0), int(v[2] or 0), v[3].decode() if v[3] else "",
+                            int(v[4] or 0), int(v[5] or 0), v[6].decode() if v[6] else "", int(v[7] or 0))
         row = self._one(
             "SELECT a.uuid, a.type, a.uncompressed_size, a.uncompressed_md5, a.compression, a.compressed_size, "
             "a.compressed_md5, a.revision, r.id FROM resources r LEFT JOIN attachments a ON a.resource_id = r.id "
@@ -200,6 +246,9 @@ class PgReader:
 
     # -- statistics ------------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
+        if self.fast:
+            r = fast.execute(self.conn, _COUNTERS, [])
+            return {(r.get_value(i, 0) or b"").decode(): int(r.get_value(i, 1) or 0) for i in range(r.ntuples)}
         return {name: int(value) for name, value in self._all("SELECT name, sum(value) FROM counters GROUP BY name")}
 
     def resource_sizes(self, internal_ids: Sequence[int]) -> tuple[int, int, int, int]:

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from . import postgres_fast as fast
 from .postgres_queries import strip_nul
 from .protocol import FileInfo
 
 if TYPE_CHECKING:
     from .postgres import PostgresIndex
 
-_CALL = "SELECT o_ids, o_created FROM donjon_store_instance(%s, %s, %s, %s::jsonb, %s, %s)"
+_CALL = fast.Statement("store_instance", "SELECT o_ids, o_created FROM donjon_store_instance($1::text[], "
+                       "$2::bytea[], $3::bytea, $4::jsonb, $5::text, $6::boolean)")
 
 
 def store_new_instance(index: PostgresIndex, public: Sequence[str], tags: Sequence[bytes], patient_tags: bytes,
@@ -38,10 +40,13 @@ def store_new_instance(index: PostgresIndex, public: Sequence[str], tags: Sequen
             "a": [(f.content_type, f.uuid, f.compressed_size, f.uncompressed_size, f.compression,
                    f.uncompressed_md5, f.compressed_md5) for f in files],
             "c": changes,
-        }).decode()
+        })
     except orjson.JSONEncodeError:  # a string that is not valid Unicode
         return None
-    row = index.write_statement(_CALL, [list(public), list(tags), patient_tags, rows, date, durable])
-    if row is None or row[0] is None:
+    result = index.write_statement(_CALL, [fast.text_array(public), fast.bytea_array(tags),
+                                           b"\\x" + patient_tags.hex().encode(), rows, date.encode(),
+                                           b"t" if durable else b"f"])
+    ids, created = result.get_value(0, 0), result.get_value(0, 1)
+    if ids is None or created is None:
         return None
-    return [int(i) for i in row[0]], list(row[1])
+    return fast.int_array(ids), fast.bool_array(created)
