@@ -382,7 +382,8 @@ _OPTIONS: tuple[Option, ...] = (
                "instances. Anything else refuses to start (Orthanc would silently recycle).",
                choices=("Recycle", "Reject")),
         Option("MaximumStorageCacheSize", 128, "uint",
-               "Size in MB of the in-memory cache of recently used files (0: no cache)."),
+               "Size in MB of the in-memory cache of recently used files (0: no cache). With a folder "
+               "storage it keeps files read, with S3 also files written."),
         Option("LuaScripts", [], "str-list", "Lua scripts to load (Lua is not supported by Donjon)."),
         Option("LuaHeartBeatPeriod", 0, "uint", "Seconds between two calls of the Lua OnHeartBeat callback."),
         Option("Plugins", [], "str-list",
