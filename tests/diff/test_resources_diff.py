@@ -18,6 +18,7 @@ import pytest
 
 from donjon.dicom.parse import parse_instance
 from tests.support.error_bodies import as_orthanc_1_10
+from tests.support.json_shapes import without_keys
 from tests.support.servers import SAMPLES, Server, sample_files, start_donjon
 
 pytestmark = pytest.mark.orthanc
@@ -39,11 +40,7 @@ def charset_resource_ids() -> set[str]:
 
 
 def normalise(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items() if k not in VOLATILE}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    return value
+    return without_keys(value, VOLATILE)
 
 
 def error_shape(r: Any) -> tuple[int, Any]:

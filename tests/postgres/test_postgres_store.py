@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.json_shapes import without_keys
 from tests.support.postgres import pg_bin_dir, shared_cluster
 from tests.support.servers import Server, sample_files, start_donjon
 
@@ -23,17 +24,9 @@ pytestmark = pytest.mark.skipif(pg_bin_dir() is None, reason="PostgreSQL server 
 _DATES = {"LastUpdate", "ReceptionDate", "Date", "FileUuid"}
 
 
-def _without_dates(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_dates(v) for k, v in value.items() if k not in _DATES}
-    if isinstance(value, list):
-        return [_without_dates(v) for v in value]
-    return value
-
-
 def _seen(server: Server) -> dict[str, Any]:
     instances = sorted(server.get("/instances").json())
-    return _without_dates({
+    return without_keys({
         "statistics": server.get("/statistics").json(),
         "patients": server.get("/patients?expand").json(),
         "studies": server.get("/studies?expand").json(),
@@ -49,7 +42,7 @@ def _seen(server: Server) -> dict[str, Any]:
                  for level, query in (("Study", {"PatientName": "*"}), ("Series", {"Modality": "M*"}),
                                       ("Study", {"StudyDate": "19000101-20991231"}),
                                       ("Instance", {"SOPInstanceUID": "*"}))],
-    })
+    }, _DATES)
 
 
 def test_one_statement_store_records_what_the_general_path_records() -> None:

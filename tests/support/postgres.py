@@ -88,17 +88,26 @@ class PostgresCluster:
                        f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
         if r.returncode != 0:
             raise RuntimeError(f"initdb failed: {r.stderr.decode(errors='replace')}")
-        settings = [
-            f"port = {self.port}", "listen_addresses = '127.0.0.1'", f"unix_socket_directories = '{self.root}'",
-            "max_connections = 300", "shared_buffers = 128MB", "fsync = on", "synchronous_commit = on",
-            "log_min_messages = warning", "logging_collector = off",
-        ]
-        with open(self.data / "postgresql.conf", "a") as f:
-            f.write("\n".join(settings) + "\n")
-        r = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
-                       "-w", "-t", "60", "start"])
-        if r.returncode != 0:
-            log = (self.root / "server.log").read_text(errors="replace") if (self.root / "server.log").exists() else ""
+        conf = self.data / "postgresql.conf"
+        base_conf = conf.read_text()
+        for attempt in range(5):
+            settings = [
+                f"port = {self.port}", "listen_addresses = '127.0.0.1'", f"unix_socket_directories = '{self.root}'",
+                "max_connections = 300", "shared_buffers = 128MB", "fsync = on", "synchronous_commit = on",
+                "log_min_messages = warning", "logging_collector = off",
+            ]
+            conf.write_text(base_conf + "\n".join(settings) + "\n")
+            log_path = self.root / "server.log"
+            r = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(log_path),
+                           "-w", "-t", "60", "start"])
+            if r.returncode == 0:
+                return
+            log = log_path.read_text(errors="replace") if log_path.exists() else ""
+            if "Address already in use" in log and attempt < 4:
+                # the free port was taken meanwhile (parallel test workers start servers too): another
+                self.port = free_port()
+                log_path.unlink()
+                continue
             raise RuntimeError(f"pg_ctl start failed: {r.stderr.decode(errors='replace')}\n{log}")
 
     # -- databases -----------------------------------------------------------------------------------
