@@ -115,8 +115,8 @@ async def download(api: Api, request: Request, id: str) -> Response:
     if info is None:
         raise OrthancError(ErrorCode.UNKNOWN_RESOURCE)
     headers = [(b"content-disposition", f'filename="{info.uuid}.dcm"'.encode())]
-    path = ctx.storage.path_of(info.uuid)
-    if info.compression == CompressionType.NONE and path is not None and info.compressed_size > _STREAM_THRESHOLD:
+    path = ctx.storage.path_of(info.uuid) if info.compressed_size > _STREAM_THRESHOLD else None
+    if info.compression == CompressionType.NONE and path is not None:
         return Response(200, b"", b"application/dicom",
                         [*headers, (b"content-length", str(info.compressed_size).encode())],
                         stream=file_stream(api.pool, path))
