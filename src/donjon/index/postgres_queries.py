@@ -384,44 +384,6 @@ class PgReader:
             if files is not None:
                 extras.files.update((r[0], FileInfo(*r[1:])) for r in files.fetchall())
         return extras
-        level = rows[0].level
-        columns = ["r.id", "md.types", "md.vals",
-                   "ARRAY(SELECT l.label FROM labels l WHERE l.resource_id = r.id ORDER BY l.label)"]
-        joins = ["LEFT JOIN LATERAL (SELECT array_agg(m.type ORDER BY m.type) AS types, "
-                 "array_agg(m.value ORDER BY m.type) AS vals FROM metadata m "
-                 "WHERE m.resource_id = r.id AND m.type = ANY(%(types)s)) md ON true"]
-        if level != 1:
-            columns += ["r.parent_id", "(SELECT p.public_id FROM resources p WHERE p.id = r.parent_id)"]
-        if level != 4:
-            columns += ["ch.ids", "ch.pubs"]
-            joins.append("LEFT JOIN LATERAL (SELECT array_agg(c.id ORDER BY c.id) AS ids, "
-                         "array_agg(c.public_id ORDER BY c.id) AS pubs FROM resources c "
-                         "WHERE c.parent_id = r.id) ch ON true")
-        if level == 1:
-            columns.append("r.protected")
-        if level == 4:
-            columns += [f"a.{c.strip()}" for c in _FILE_COLUMNS.split(",")]
-            joins.append(f"LEFT JOIN attachments a ON a.resource_id = r.id AND a.type = {int(ContentType.DICOM)}")
-        query = f"SELECT {', '.join(columns)} FROM resources r {' '.join(joins)} WHERE r.id = ANY(%(ids)s)"
-        for row in self._all(query, {"ids": [r.id for r in rows], "types": [int(t) for t in md_types]}):
-            rid, types, values, labels = row[0], row[1], row[2], row[3]
-            if types:
-                extras.metadata[rid] = {t: _text(v) for t, v in zip(types, values, strict=True)}
-            if labels:
-                extras.labels[rid] = labels
-            rest = row[4:]
-            if level != 1:
-                if rest[1] is not None:
-                    extras.parent_public[rest[0]] = rest[1]
-                rest = rest[2:]
-            if level != 4:
-                extras.children[rid] = list(zip(rest[0], rest[1], strict=True)) if rest[0] else []
-                rest = rest[2:]
-            if level == 1:
-                extras.protected[rid] = bool(rest[0])
-            if level == 4 and rest[0] is not None:
-                extras.files[rid] = FileInfo(*rest)
-        return extras
 
     def labels(self, internal_id: int) -> list[str]:
         return [r[0] for r in self._all("SELECT label FROM labels WHERE resource_id = %s ORDER BY label",

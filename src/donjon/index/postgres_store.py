@@ -28,9 +28,10 @@ def store_new_instance(index: PostgresIndex, public: Sequence[str], tags: Sequen
                        files: Sequence[FileInfo], changes: Sequence[int], date: str,
                        durable: bool) -> tuple[list[int], list[bool]] | None:
     """Index a new instance in one round trip: (internal ids, created flags), patient first; None
-    when the instance is already indexed, or when a value cannot travel as JSON. `identifiers` are (level, tag, normalised value),
-    `metadata` (level, type, value, only for a resource this store creates), `changes` the
-    change type of a new resource per level."""
+    when the instance is already indexed, or when a value cannot travel as JSON (the general path
+    then does the work). `identifiers` are (level, tag, normalised value), `metadata` (level, type,
+    value, only for a resource this store creates), `changes` the change type of a new resource per
+    level."""
     if any("\x00" in m[2] for m in metadata):
         return None  # JSON text in PostgreSQL cannot hold NUL: the general path stores it as bytes
     try:
