@@ -27,10 +27,20 @@ if not SAMPLES.is_dir():
 ORTHANC = shutil.which("Orthanc")
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nobody listens on now, and not one this process handed out before: the kernel may give
+    the same ephemeral port to two calls in a row (a server's HTTP and DICOM ports collided once)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
+    return port
 
 
 def sample_files() -> list[Path]:
