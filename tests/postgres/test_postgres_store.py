@@ -45,10 +45,13 @@ def _seen(server: Server) -> dict[str, Any]:
     }, _DATES)
 
 
-def test_one_statement_store_records_what_the_general_path_records() -> None:
+@pytest.mark.parametrize("compression", [False, True], ids=["plain", "compressed"])
+def test_one_statement_store_records_what_the_general_path_records(compression: bool) -> None:
     cluster = shared_cluster()
     suffix = f"{os.getpid()}_{time.monotonic_ns()}"
-    quiet = {"StableAge": 3600}  # no Stable* change while the three servers are fed one after the other
+    # no Stable* change while the three servers are fed one after the other; with compression each
+    # instance with pixel data has two attachments (the file and its header)
+    quiet = {"StableAge": 3600, "StorageCompression": compression}
     servers = {
         "sqlite": start_donjon({**quiet, "PostgreSQL": {"EnableIndex": False}}),
         "one statement": start_donjon({**quiet, "PostgreSQL": cluster.section(cluster.create_database(f"fast_{suffix}"))}),
@@ -68,6 +71,8 @@ def test_one_statement_store_records_what_the_general_path_records() -> None:
         assert sum(a["Status"] == "Success" for a in stored) >= 10
         assert [a["Status"] for a in stored[-2:]] == ["AlreadyStored", "AlreadyStored"]
         seen = {name: _seen(server) for name, server in servers.items()}
+        if compression:  # the one-statement path wrote two attachment records for some instances
+            assert any("dicom-until-pixel-data" in a for a in seen["one statement"]["attachments"].values())
         for key, expected in seen["sqlite"].items():
             for name in ("one statement", "general"):
                 got = seen[name][key]
