@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
 from .app import Api
 from .http import Request, Response, Router
-from .rendering import _NATIVE, Undecodable, _dicom_bytes, frame_count, guarded_pixels, rgb24
+from .rendering import NATIVE_SYNTAXES, Undecodable, dicom_bytes, frame_count, guarded_pixels, rgb24
 
 _NUMBER = re.compile(r"[0-9]+")
 _PLAIN = {(True, True): "1.2.840.10008.1.2", (False, True): "1.2.840.10008.1.2.1",
@@ -48,7 +48,7 @@ async def _frame(api: Api, request: Request, id: str, frame: str) -> Response:
 async def _answer(api: Api, request: Request, id: str, frame: int | None) -> Response:
     rescale = request.flag("rescale") if "rescale" in request.query else True
     compress = request.flag("compress")
-    data = await api.run(_dicom_bytes, api, id)
+    data = await api.run(dicom_bytes, api, id)
     body = await api.run(numpy_file, data, frame, rescale, compress)
     return Response(200, body, b"application/octet-stream")
 
@@ -82,7 +82,7 @@ def decoded(data: bytes, frame: int | None, rescale: bool) -> np.ndarray:
         ds.file_meta.TransferSyntaxUID = syntax
     count = frame_count(ds)
     if frame is not None and frame >= count:  # Orthanc's two codes: no such native frame, no such fragment
-        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE if syntax in _NATIVE else ErrorCode.BAD_FILE_FORMAT)
+        raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE if syntax in NATIVE_SYNTAXES else ErrorCode.BAD_FILE_FORMAT)
     try:
         arr = guarded_pixels(ds, syntax, frame if count > 1 else None)
     except Undecodable:

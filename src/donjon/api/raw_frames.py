@@ -20,7 +20,7 @@ from pydicom.errors import InvalidDicomError
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
 from .app import Api
 from .http import Request, Response, Router
-from .rendering import _dicom_bytes
+from .rendering import dicom_bytes
 
 _MIME = {"1.2.840.10008.1.2.4.50": b"image/jpeg", "1.2.840.10008.1.2.4.90": b"image/jp2",
          "1.2.840.10008.1.2.4.91": b"image/jp2"}
@@ -35,14 +35,14 @@ def register(router: Router) -> None:
 
 async def _raw(api: Api, request: Request, id: str, frame: str) -> Response:
     index = _frame_number(frame)
-    data = await api.run(_dicom_bytes, api, id)
+    data = await api.run(dicom_bytes, api, id)
     body, mime = await api.run(raw_frame, data, index)
     return Response(200, body, mime)
 
 
 async def _raw_gz(api: Api, request: Request, id: str, frame: str) -> Response:
     index = _frame_number(frame)
-    data = await api.run(_dicom_bytes, api, id)
+    data = await api.run(dicom_bytes, api, id)
     body, _ = await api.run(raw_frame, data, index)
     return Response(200, await api.run(gzip.compress, body), b"application/gzip")
 

@@ -26,7 +26,7 @@ from .http import Request, Response, Router
 
 KINDS = ("preview", "image-uint8", "image-uint16", "image-int16")
 _PNG, _JPEG, _PAM = "image/png", "image/jpeg", "image/x-portable-arbitrarymap"
-_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
                      "1.2.840.10008.1.2.1.99"})
 
 
@@ -63,7 +63,7 @@ def _route(kind: str):  # type: ignore[no-untyped-def]
         if mime is None:
             raise EmptyAnswer(404)
         quality = _quality(request)
-        data = await api.run(_dicom_bytes, api, id)
+        data = await api.run(dicom_bytes, api, id)
         try:
             body = await api.run(render, data, index, kind, mime, quality)
         except Undecodable:
@@ -107,7 +107,7 @@ def negotiate(accept: str) -> str | None:
     return best[2] if best else None
 
 
-def _dicom_bytes(api: Api, public_id: str) -> bytes:
+def dicom_bytes(api: Api, public_id: str) -> bytes:
     def run(tx: Any) -> Any:
         found = tx.lookup(public_id)
         if found is None or found[1] != Level.INSTANCE:
@@ -136,7 +136,7 @@ def decode(data: bytes, index: int) -> Frame:
     count = frame_count(ds)
     if index >= count:
         # Orthanc: past the end of a native image is "no such frame"; a codec just fails to decode
-        if syntax in _NATIVE:
+        if syntax in NATIVE_SYNTAXES:
             raise EmptyAnswer(404)
         raise Undecodable
     arr = guarded_pixels(ds, syntax, index if count > 1 else None)

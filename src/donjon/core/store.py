@@ -260,8 +260,8 @@ def _index_in_one_statement(ctx: ServerContext, parsed: ParsedInstance, files: l
     now = now_utc()
     public = (ids.patient, ids.study, ids.series, ids.instance)
     identifiers = [(level, tag, norm) for level in Level for tag, norm in _identifiers(parsed, level)]
-    found = store_new(public, [_tags_blob(parsed.main_tags[level]) for level in Level],
-                      _tags_blob(parsed.main_tags[Level.PATIENT]), identifiers,
+    blobs = [_tags_blob(parsed.main_tags[level]) for level in Level]  # patient first
+    found = store_new(public, blobs, blobs[0], identifiers,
                       _core_metadata(parsed, origin, now), files,
                       [int(NEW_RESOURCE_CHANGE[level]) for level in Level], now, not ctx.index_sync.deferred)
     if found is None:

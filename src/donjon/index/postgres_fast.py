@@ -53,10 +53,6 @@ def _check(conn: Connection[Any], result: PGresult) -> None:
         raise pg_errors.error_from_result(result, encoding=conn.info.encoding)
 
 
-def text(value: bytes | None) -> str | None:
-    return value.decode() if value is not None else None
-
-
 def bytea(value: bytes) -> bytes:
     """A bytea column in text format (`\\x` and hexadecimal digits)."""
     return bytes.fromhex(value[2:].decode())
