@@ -9,6 +9,7 @@ import re
 import time
 
 from ..errors import ErrorCode, OrthancError
+from .wait_hook import before_wait
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class FolderStorage:
                 written = os.write(fd, view)
                 view = view[written:]
             if self.fsync:
+                before_wait()
                 os.fsync(fd)
         except OSError as e:
             os.close(fd)
