@@ -139,8 +139,8 @@ def _parse_and_write(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, l
     try:
         main = write_attachment(ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
     except BaseException:
-        if started:
-            started[0].result()  # a malformed file is answered as such, as when it is parsed first
+        # a malformed file is answered as such, as when it is parsed first
+        started[0].result() if started else parse_instance(data, ctx.default_encoding)
         raise
     finally:
         set_before_wait(None)

@@ -159,7 +159,14 @@ class JournaledStorage:
 
     def create(self, uuid: str, data: bytes, *args: Any, **kwargs: Any) -> None:
         self.journal.begin(uuid, args[0] if args else kwargs.get("content_type"), len(data))
-        self.inner.create(uuid, data, *args, **kwargs)
+        try:
+            self.inner.create(uuid, data, *args, **kwargs)
+        except BaseException:
+            try:  # whatever the failed write left, and its journal line
+                self.remove(uuid, *args, **kwargs)
+            except Exception as e:  # the line stays: the next start-up looks at this file again
+                log.warning("Cannot remove the file %s after a failed write: %s", uuid, e)
+            raise
 
     def remove(self, uuid: str, *args: Any, **kwargs: Any) -> None:
         self.inner.remove(uuid, *args, **kwargs)
