@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ErrorCode, OrthancError
 from ..registry import ContentType
 from .s3_settings import S3Settings
+from .wait_hook import before_wait
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class S3Storage:
     def create(self, uuid: str, data: bytes, content_type: int | None = None) -> None:
         key = self.key(uuid, content_type)
         md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        before_wait()  # the upload is mostly a wait on the network (storage/wait_hook.py)
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data), ContentMD5=md5,
                                     ContentType="application/octet-stream")
