@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,16 +120,46 @@ def _prepare(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, bool]:
 
 
 def _parse_and_write(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, list[FileInfo] | None]:
-    """Parse, look up, write the files (None: the instance is already stored, nothing written).
+    """Parse, look up, write the files (None: the instance is already stored, nothing kept).
 
-    A file that looks like DICOM is written first, and parsed and looked up on a helper thread
-    while this one waits for the file's fsync (storage/wait_hook.py): the parse (~0.15 ms for a
-    small file) and the lookup (a round trip with PostgreSQL) leave the latency of a store. Orthanc
-    also writes before it knows whether the instance is new; an instance stored again has its new
-    file removed. Anything else is parsed first, so that garbage never reaches the disk."""
-    if len(data) < 132 or data[128:132] != b"DICM":
+    A store alone (one client, one association) writes a file that looks like DICOM first, and
+    parses and looks it up on a helper thread while this one waits for the file's fsync
+    (storage/wait_hook.py): the parse (~0.15 ms for a small file) and the lookup (a round trip with
+    PostgreSQL) leave its latency. Orthanc also writes before it knows whether the instance is new;
+    an instance stored again has its new file removed. Concurrent stores fill each other's waits
+    already (the hand-over would only add thread switches), and anything that does not look like
+    DICOM is parsed first, so that garbage never reaches the disk."""
+    with _in_flight.enter() as alone:
+        if alone and len(data) >= 132 and data[128:132] == b"DICM":
+            return _parse_while_writing(ctx, data)
         parsed, exists = _prepare(ctx, data)
         return parsed, None if exists else _write_files(ctx, data, parsed)
+
+
+class _InFlight:
+    """Counts the stores between their start and their files written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @contextmanager
+    def enter(self) -> Iterator[bool]:
+        """True when no other store is in flight."""
+        with self._lock:
+            self._count += 1
+            alone = self._count == 1
+        try:
+            yield alone
+        finally:
+            with self._lock:
+                self._count -= 1
+
+
+_in_flight = _InFlight()
+
+
+def _parse_while_writing(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, list[FileInfo] | None]:
     started: list[Future[tuple[ParsedInstance, bool]]] = []
 
     def start() -> None:
