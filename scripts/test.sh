@@ -27,5 +27,5 @@ DONJON_TEST_STORAGE=s3 .venv/bin/python -m pytest -q $PARALLEL tests/api/test_st
 export DONJON_TEST_INDEX=postgresql
 exec .venv/bin/python -m pytest -q $PARALLEL tests/api/test_store.py \
     tests/api/test_delete_and_changes.py tests/api/test_metadata.py tests/api/test_labels.py \
-    tests/api/test_attachments.py tests/api/test_recycling.py tests/api/test_jobs.py \
+    tests/api/test_attachments.py tests/api/test_recycling.py tests/api/test_jobs.py tests/diff/test_find_diff.py \
     tests/api/test_modification.py tests/api/test_archives.py tests/api/test_dicom_scp.py

@@ -183,8 +183,9 @@ async def find_route(api: Api, request: Request) -> Response:
         if rows is not None:
             return [r.public_id for r in rows]
         names = tx.public_ids(ids)
-        return [names[i] for i in ids]
-    return json_response(await api.run(ctx.index.read, run))
+        return [names[i] for i in ids if i in names]  # (without a snapshot, one may have gone since)
+    # the ids alone need no snapshot: a resource deleted between two statements is simply not found
+    return json_response(await api.run(ctx.index.read, run, expand))
 
 
 __all__ = ["FindQuery", "register"]

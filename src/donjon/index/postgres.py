@@ -63,6 +63,20 @@ def _database_error(e: BaseException) -> OrthancError:
     return OrthancError(ErrorCode.DATABASE, f"PostgreSQL: {e}")
 
 
+class _MostRecentFirstPool(ConnectionPool[psycopg.Connection[Any]]):
+    """psycopg_pool hands its idle connections out in turn (first in, first out): after a burst of
+    concurrent stores had grown the pool, each later request met a connection whose PostgreSQL
+    process, caches and prepared statements were cold (`/tools/find` repeated 10 times after a
+    4-client ingest: 1.09 ms against 0.73 ms). Handing out the connection returned last keeps the
+    few that a sequential client needs hot; the others only serve bursts."""
+
+    def _add_to_pool(self, conn: psycopg.Connection[Any]) -> None:
+        super()._add_to_pool(conn)
+        with self._lock:  # (psycopg_pool 3.x: takes `_pool` from the left)
+            if self._pool and self._pool[-1] is conn:
+                self._pool.rotate(1)
+
+
 class _PooledReader:
     """`index.reader()`: each method borrows a connection for one statement (autocommit)."""
 
@@ -108,7 +122,7 @@ class PostgresIndex:
         try:
             self._take_instance_lock()
             self._migrate()
-            self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self.pool: ConnectionPool[psycopg.Connection[Any]] = _MostRecentFirstPool(
                 settings.conninfo(), min_size=min(2, settings.connections), max_size=settings.connections,
                 kwargs={"autocommit": True, "prepare_threshold": 2}, name="donjon-index", open=True, timeout=60)
         except BaseException:
@@ -187,8 +201,10 @@ class PostgresIndex:
         """For reads of one statement, outside any transaction (each call borrows a connection)."""
         return self._reader  # type: ignore[return-value]
 
-    def read(self, fn: Callable[[PgReader], T]) -> T:
-        """Run `fn` on one snapshot (a REPEATABLE READ, read-only transaction)."""
+    def read(self, fn: Callable[[PgReader], T], snapshot: bool = True) -> T:
+        """Run `fn` on one snapshot (a REPEATABLE READ, read-only transaction); with `snapshot`
+        false, its statements run in autocommit: two round trips less (BEGIN, COMMIT: ~0.2 ms of a
+        0.7 ms `/tools/find`), and libpq directly may serve the hottest ones."""
         current = getattr(self._local, "tx", None)
         if current is not None:
             return fn(current)
@@ -200,6 +216,9 @@ class PostgresIndex:
                     reader = PgReader(conn)
                     self._local.tx = reader
                     try:  # (pipeline mode measured slower here: reads wait for each answer anyway)
+                        if not snapshot:
+                            reader.fast = True
+                            return fn(reader)
                         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                         value = fn(reader)
                         conn.execute("COMMIT")

@@ -156,6 +156,8 @@ class Index(Protocol):
 
     def reader(self) -> ReadTransaction:
         """For reads of one statement, outside any transaction."""
-    def read(self, fn: Callable[[ReadTransaction], T]) -> T: ...
+    def read(self, fn: Callable[[ReadTransaction], T], snapshot: bool = True) -> T:
+        """`fn` on one consistent snapshot; with `snapshot` false, each statement may see a newer
+        state (for a reader that tolerates rows vanishing between its statements)."""
     def write(self, fn: Callable[[WriteTransaction], T], durable: bool = True) -> T: ...
     def close(self) -> None: ...

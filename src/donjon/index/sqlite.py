@@ -134,8 +134,9 @@ class SQLiteIndex:
             self._local.reader = reader
         return reader
 
-    def read(self, fn: Callable[[SQLiteReader], T]) -> T:
-        """Run `fn` in a read transaction (one consistent snapshot for several statements)."""
+    def read(self, fn: Callable[[SQLiteReader], T], snapshot: bool = True) -> T:
+        """Run `fn` in a read transaction (one consistent snapshot for several statements; always,
+        since a transaction costs nothing here)."""
         reader = self.reader()
         conn = reader.conn
         conn.execute("BEGIN")
