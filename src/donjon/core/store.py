@@ -112,9 +112,11 @@ def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
 
 
 def _prepare(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, bool]:
-    """The parsed instance, and whether it is already indexed (never, when overwriting)."""
+    """The parsed instance, and whether it is already indexed (False: not known to be, or overwriting).
+    An index that stores in one statement finds an existing instance itself, and a lookup there is
+    one more round trip: the file is written, then removed (as Orthanc does for every index)."""
     parsed = parse_instance(data, ctx.default_encoding)
-    if ctx.overwrite_instances:
+    if ctx.overwrite_instances or hasattr(ctx.index, "store_new_instance"):
         return parsed, False
     return parsed, ctx.index.reader().lookup(parsed.ids.instance) is not None  # one statement
 
