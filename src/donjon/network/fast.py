@@ -43,11 +43,14 @@ from pynetdicom.transport import (
     ThreadedAssociationServer,
 )
 
+from . import fast_commands
+
 log = logging.getLogger(__name__)
 
 TICK = 0.1  # the longest a reactor sleeps before looking at its timers again
 # pynetdicom's default handlers format every DIMSE message for a debug log nobody reads
 pynetdicom_config.LOG_HANDLER_LEVEL = "none"
+fast_commands.install()  # C-STORE command sets decoded by hand
 
 
 class _WakeQueue(queue.Queue):  # type: ignore[type-arg]
