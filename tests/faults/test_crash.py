@@ -153,33 +153,6 @@ def test_orphans_of_interrupted_stores_are_removed_at_start_up() -> None:
     _audit(restarted, {}, {})
 
 
-def test_an_instance_whose_file_a_crash_tore_is_taken_out_of_the_index() -> None:
-    """A store alone is indexed while its file is being fsynced (core/store.py): a power cut can keep
-    that index commit and not the whole file. Such a store was never acknowledged (that waits for
-    both), and its file is still announced in the in-flight journal: the restart takes the instance
-    out of the index and its file away. The state the cut leaves is put on disk by hand here."""
-    server = start_donjon({"StableAge": 1000})
-    workdir, storage = server.workdir, server.workdir / "storage"
-    kept_data, torn_data = next(_instances(1, "KEPT")), next(_instances(1, "TORN"))
-    kept = server.post("/instances", content=kept_data).json()
-    torn = server.post("/instances", content=torn_data).json()
-    uuid = server.get(f"/instances/{torn['ID']}/attachments/dicom/info").json()["Uuid"]
-    server.stop()
-    path = storage / uuid[:2] / uuid[2:4] / uuid
-    path.write_bytes(torn_data[:len(torn_data) // 2])
-    (storage / "donjon-inflight.journal").write_text(f"+{uuid} 1 {len(torn_data)}\n")
-
-    restarted = start_donjon({"StableAge": 1000}, workdir=workdir)
-    assert "Took 1 instance(s) whose DICOM file a crash left incomplete" in restarted.log()
-    assert restarted.get(f"/instances/{torn['ID']}").status_code == 404
-    assert restarted.get(f"/patients/{torn['ParentPatient']}").status_code == 404  # its empty parents too
-    assert not path.exists()
-    stats = restarted.get("/statistics").json()
-    assert (stats["CountPatients"], stats["CountInstances"]) == (1, 1)
-    assert int(stats["TotalDiskSize"]) == len(kept_data)
-    _audit(restarted, {kept["ID"]: hashlib.md5(kept_data).hexdigest()}, {})
-
-
 @pytest.mark.parametrize("compression", [False, True], ids=["plain", "compressed"])
 def test_a_power_cut_loses_no_acknowledged_instance(compression: bool) -> None:
     """Store commits are fsynced by batches (core/index_sync.py). A power cut keeps the fsynced files

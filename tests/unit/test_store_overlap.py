@@ -4,10 +4,8 @@ of a store that parses first, whatever fails."""
 
 from __future__ import annotations
 
-import errno
 import shutil
 import threading
-import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,13 +14,11 @@ from typing import Any
 import pytest
 
 import donjon.core.store as store_module
-import donjon.storage.folder as folder_module
 from donjon.config import Configuration
 from donjon.core.context import ServerContext
 from donjon.core.store import StoreOrigin
 from donjon.dicom.parse import parse_instance
 from donjon.errors import ErrorCode, OrthancError
-from donjon.registry import ChangeType
 from tests.faults.crafted import base_dataset, to_bytes
 
 
@@ -152,45 +148,6 @@ def test_a_failed_write_reports_a_malformed_file_first(tmp_path: Path) -> None:
             ctx.store(to_bytes(base_dataset("WRITEFAIL")), StoreOrigin())
         assert unwritable.value.code in (ErrorCode.CANNOT_WRITE_FILE, ErrorCode.INTERNAL_ERROR)
         assert _instances(ctx) == 0
-        assert _unsettled(ctx) == 0
-    finally:
-        ctx.close()
-
-
-def test_a_failed_fsync_takes_the_instance_out_of_the_index_again(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store alone is indexed while its file is fsynced; when that fsync fails (a disk error, which
-    no test can cause for real: the failure is injected), the instance is taken out again and the
-    store answers the write error."""
-    ctx = _context(tmp_path)
-    try:
-        def failing_fsync(fd: int) -> None:
-            time.sleep(0.2)  # the helper thread indexes the instance meanwhile
-            raise OSError(errno.EIO, "Input/output error")
-
-        monkeypatch.setattr(folder_module.os, "fsync", failing_fsync)
-        taken_out: list[str] = []
-        real_unindex = store_module._unindex
-
-        def recording_unindex(ctx_: ServerContext, parsed: Any) -> None:
-            assert ctx_.index.reader().lookup(parsed.ids.instance) is not None  # it had been indexed
-            taken_out.append(parsed.ids.instance)
-            real_unindex(ctx_, parsed)
-
-        monkeypatch.setattr(store_module, "_unindex", recording_unindex)
-        deleted: list[str] = []
-        ctx.events.subscribe(lambda e: deleted.append(e.public_id) if e.change_type == ChangeType.DELETED else None)
-        data = to_bytes(base_dataset("EIO"))
-        with pytest.raises(OrthancError) as error:
-            ctx.store(data, StoreOrigin())
-        assert error.value.code == ErrorCode.CANNOT_WRITE_FILE
-        instance = parse_instance(data).ids.instance
-        assert taken_out == [instance]
-        assert instance in deleted
-        assert ctx.index.reader().lookup(instance) is None
-        assert _instances(ctx) == 0
-        assert ctx.index.reader().counters()["disk"] == 0
-        assert _files(tmp_path / "storage") == set()
         assert _unsettled(ctx) == 0
     finally:
         ctx.close()

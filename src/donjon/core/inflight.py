@@ -9,11 +9,9 @@ import socket
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from ..registry import ContentType, Level, Origin
+from ..registry import ContentType, Origin
 from ..storage import compression
 from ..storage.journal import InflightJournal, JournaledStorage, Leftover, sweep
-from .clock import now_utc
-from .deletion import Deletion, delete_cascade
 
 log = logging.getLogger(__name__)
 
@@ -43,37 +41,8 @@ def install(ctx: ServerContext) -> tuple[InflightJournal, list[Leftover]]:
     else:
         ctx.storage = JournaledStorage(storage, journal)  # type: ignore[assignment]
     _, adoptable = sweep(journal, lambda uuids: _referenced(ctx, uuids), ctx.storage.remove,
-                         lambda entry: _complete_dicom(ctx, entry), lambda entry: _torn_dicom(ctx, entry),
-                         lambda entries: _unindex(ctx, entries))
+                         lambda entry: _complete_dicom(ctx, entry))
     return journal, adoptable
-
-
-def _torn_dicom(ctx: ServerContext, entry: Leftover) -> bool:
-    """A DICOM file announced with its size that is not whole on disk."""
-    size_of = getattr(ctx.storage, "size_of", None)
-    if entry.content_type != ContentType.DICOM or entry.size is None or size_of is None:
-        return False
-    return bool(size_of(entry.uuid, entry.content_type) != entry.size)
-
-
-def _unindex(ctx: ServerContext, entries: list[Leftover]) -> None:
-    """Take out of the index the instances whose DICOM file a crash tore (core/store.py indexes a
-    store alone while its file is fsynced; it was acknowledged only after both, so none of these)."""
-    now = now_utc()
-
-    def run(tx: Any) -> Deletion:
-        deletion = Deletion()
-        for owner in tx.attachment_owners([e.uuid for e in entries]).values():
-            deletion = deletion.merge(delete_cascade(tx, owner, now))
-        return deletion
-    deletion = ctx.index.write(run)
-    for f in deletion.files:
-        try:
-            ctx.storage.remove(f.uuid, f.content_type)
-        except Exception:
-            log.exception("cannot remove the file %s", f.uuid)
-    log.warning("Took %d instance(s) whose DICOM file a crash left incomplete out of the index",
-                len([d for d in deletion.deleted if d[0] == Level.INSTANCE]))
 
 
 def _complete_dicom(ctx: ServerContext, entry: Leftover) -> bool:

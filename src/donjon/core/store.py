@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-import uuid as uuidlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,7 +17,7 @@ from ..dicom.parse import ParsedInstance, parse_instance
 from ..errors import ErrorCode, OrthancError
 from ..ids import InstanceIds
 from ..index.protocol import FileInfo
-from ..registry import NEW_RESOURCE_CHANGE, ChangeType, CompressionType, ContentType, Level, Metadata, Origin
+from ..registry import NEW_RESOURCE_CHANGE, ChangeType, ContentType, Level, Metadata, Origin
 from ..storage.wait_hook import set_before_wait
 from .attachments import write_attachment
 from .clock import now_utc
@@ -86,16 +84,25 @@ def store_instance(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> Stor
 
 
 def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
-    with _in_flight.enter() as alone:
-        if alone and len(data) >= 132 and data[128:132] == b"DICM":
-            parsed, files, outcome = _store_while_syncing(ctx, data, origin)
-        else:
-            parsed, files, outcome = _store_in_order(ctx, data, origin)
+    parsed, files = _parse_and_write(ctx, data)
     ids = parsed.ids
-    if outcome is None or outcome.status != "Success":  # (its files are already removed)
-        return StoreResult(outcome.status if outcome is not None else "AlreadyStored", ids)
-    # the commit is fsynced with the next ones (core/index_sync.py): the files stay in the in-flight
-    # journal until then, for a power cut's recovery
+    if files is None:
+        return StoreResult("AlreadyStored", ids)
+    try:
+        # the commit is fsynced here, or with the next ones (core/index_sync.py): the files stay in
+        # the in-flight journal until then, for a power cut's recovery
+        outcome = _index_in_one_statement(ctx, parsed, files, origin)
+        if outcome is None:
+            outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin),
+                                      durable=not ctx.index_sync.deferred)
+    except BaseException:
+        for f in files:
+            ctx.storage.remove(f.uuid, f.content_type)
+        raise
+    if outcome.status != "Success":
+        for f in files:
+            ctx.storage.remove(f.uuid, f.content_type)
+        return StoreResult(outcome.status, ids)
     ctx.index_sync.committed([f.uuid for f in files])
     if outcome.deletion is not None:
         ctx.after_deletion(outcome.deletion)
@@ -114,41 +121,25 @@ def _prepare(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, bool]:
     return parsed, ctx.index.reader().lookup(parsed.ids.instance) is not None  # one statement
 
 
-def _index_files(ctx: ServerContext, parsed: ParsedInstance, files: list[FileInfo], origin: StoreOrigin,
-                 remove_on_failure: bool = True) -> _Indexed:
-    """Index the instance and its written files (removed again if it is not indexed)."""
-    try:
-        outcome = _index_in_one_statement(ctx, parsed, files, origin)
-        if outcome is None:
-            outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin),
-                                      durable=not ctx.index_sync.deferred)
-    except BaseException:
-        if remove_on_failure:
-            _remove(ctx, files)
-        raise
-    if outcome.status != "Success" and remove_on_failure:
-        _remove(ctx, files)
-    return outcome
+def _parse_and_write(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, list[FileInfo] | None]:
+    """Parse, look up, write the files (None: the instance is already stored, nothing kept).
 
-
-def _remove(ctx: ServerContext, files: list[FileInfo]) -> None:
-    for f in files:
-        ctx.storage.remove(f.uuid, f.content_type)
-
-
-def _store_in_order(ctx: ServerContext, data: bytes, origin: StoreOrigin
-                    ) -> tuple[ParsedInstance, list[FileInfo], _Indexed | None]:
-    """Parse and look up, write the files, index them: (parsed, files, outcome or None when the
-    instance was already there)."""
-    parsed, exists = _prepare(ctx, data)
-    if exists:
-        return parsed, [], None
-    files = _write_files(ctx, data, parsed)
-    return parsed, files, _index_files(ctx, parsed, files, origin)
+    A store alone (one client, one association) writes a file that looks like DICOM first, and
+    parses and looks it up on a helper thread while this one waits for the file's fsync
+    (storage/wait_hook.py): the parse (~0.15 ms for a small file) and the lookup (a round trip with
+    PostgreSQL) leave its latency. Orthanc also writes before it knows whether the instance is new;
+    an instance stored again has its new file removed. Concurrent stores fill each other's waits
+    already (the hand-over would only add thread switches), and anything that does not look like
+    DICOM is parsed first, so that garbage never reaches the disk."""
+    with _in_flight.enter() as alone:
+        if alone and len(data) >= 132 and data[128:132] == b"DICM":
+            return _parse_while_writing(ctx, data)
+        parsed, exists = _prepare(ctx, data)
+        return parsed, None if exists else _write_files(ctx, data, parsed)
 
 
 class _InFlight:
-    """Counts the stores in progress."""
+    """Counts the stores between their start and their files written."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -156,7 +147,7 @@ class _InFlight:
 
     @contextmanager
     def enter(self) -> Iterator[bool]:
-        """True when no other store is in progress."""
+        """True when no other store is in flight."""
         with self._lock:
             self._count += 1
             alone = self._count == 1
@@ -169,112 +160,34 @@ class _InFlight:
 
 _in_flight = _InFlight()
 
-_Early = tuple[FileInfo, _Indexed]  # the file's record and the outcome of its indexing
 
+def _parse_while_writing(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, list[FileInfo] | None]:
+    started: list[Future[tuple[ParsedInstance, bool]]] = []
 
-def _store_while_syncing(ctx: ServerContext, data: bytes, origin: StoreOrigin
-                         ) -> tuple[ParsedInstance, list[FileInfo], _Indexed | None]:
-    """`_store_in_order` for a store alone (one client, one association), with the disk's wait filled.
-
-    The DICOM file is written first; when this thread is about to wait for its fsync
-    (storage/wait_hook.py), a helper thread parses the file, looks it up and, where it is safe,
-    indexes it, so that the parse (~0.15 ms for a small file), the lookup (a round trip with
-    PostgreSQL) and the index transaction (~0.2 ms) leave the latency. Orthanc also writes before it
-    knows whether the instance is new; an instance stored again has its new file removed. Concurrent
-    stores fill each other's waits already, and the hand-over would only add thread switches.
-
-    Indexing before the fsync returns is safe because the store is acknowledged only after both, the
-    file can already be read back (it is in the page cache), and the in-flight journal still announces
-    it: after a power cut that kept the index commit but not the whole file, the start-up sweep takes
-    the instance out of the index again (core/inflight.py). It is not done where a failed fsync could
-    not be undone cleanly (recycling, overwriting, compression's second file, another storage, an
-    index shared with other processes)."""
-    uuid = str(uuidlib.uuid4())
-    early = _may_index_early(ctx)
-    started: list[Future[tuple[ParsedInstance, bool, _Early | None]]] = []
-
-    def work(index_now: bool) -> tuple[ParsedInstance, bool, _Early | None]:
-        parsed, exists = _prepare(ctx, data)
-        if exists or not index_now:
-            return parsed, exists, None
-        info = _dicom_file_info(ctx, data, uuid)
-        return parsed, False, (info, _index_files(ctx, parsed, [info], origin, remove_on_failure=False))
-
-    def start(readable: bool) -> None:
+    def start() -> None:
         try:
-            started.append(_helpers.submit(work, early and readable))
-        except RuntimeError:  # the interpreter is shutting down: done in this thread below
+            started.append(_helpers.submit(_prepare, ctx, data))
+        except RuntimeError:  # the interpreter is shutting down: prepared in this thread below
             pass
 
     set_before_wait(start)
     try:
-        if early:
-            ctx.storage.create(uuid, data, ContentType.DICOM)  # (its record: `_dicom_file_info`)
-        else:
-            main = write_attachment(ctx.storage, data, ContentType.DICOM, ctx.attachment_policy, uuid=uuid)
-    except BaseException:  # the write failed, and took its file away (JournaledStorage)
-        set_before_wait(None)
-        if not started:
-            parse_instance(data, ctx.default_encoding)  # a malformed file is answered as such first
-        else:
-            parsed, _, indexed = started[0].result()  # (likewise: a parse error is raised here)
-            if indexed is not None and indexed[1].status == "Success":
-                _unindex(ctx, parsed)
+        main = write_attachment(ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
+    except BaseException:
+        # a malformed file is answered as such, as when it is parsed first
+        started[0].result() if started else parse_instance(data, ctx.default_encoding)
         raise
     finally:
         set_before_wait(None)
     try:
-        parsed, exists, indexed = started[0].result() if started else work(False)
+        parsed, exists = started[0].result() if started else _prepare(ctx, data)
+        files = None if exists else [main, *_header_files(ctx, data, parsed)]
     except BaseException:
-        ctx.storage.remove(uuid, ContentType.DICOM)
+        ctx.storage.remove(main.uuid, main.content_type)
         raise
-    if indexed is not None:
-        info, outcome = indexed
-        if outcome.status != "Success":
-            _remove(ctx, [info])
-        return parsed, [info], outcome
-    if exists:
-        ctx.storage.remove(uuid, ContentType.DICOM)
-        return parsed, [], None
-    if early:  # the storage did not wait (no fsync): the record was not made
-        main = _dicom_file_info(ctx, data, uuid)
-    try:
-        files = [main, *_header_files(ctx, data, parsed)]
-    except BaseException:
-        ctx.storage.remove(uuid, ContentType.DICOM)
-        raise
-    return parsed, files, _index_files(ctx, parsed, files, origin)
-
-
-def _may_index_early(ctx: ServerContext) -> bool:
-    """Whether a store may be indexed while its file's fsync runs (see `_store_while_syncing`)."""
-    policy = ctx.attachment_policy
-    return not (policy.compress or ctx.overwrite_instances or ctx.recycler.active()
-                or getattr(ctx.index, "shared", False) or not ctx.storage.has_read_range())
-
-
-def _dicom_file_info(ctx: ServerContext, data: bytes, uuid: str) -> FileInfo:
-    """The record of a DICOM file written as it is (no compression)."""
-    md5 = hashlib.md5(data).hexdigest() if ctx.attachment_policy.md5 else ""
-    return FileInfo(uuid=uuid, content_type=ContentType.DICOM, uncompressed_size=len(data), uncompressed_md5=md5,
-                    compression=int(CompressionType.NONE), compressed_size=len(data), compressed_md5=md5,
-                    revision=0)
-
-
-def _unindex(ctx: ServerContext, parsed: ParsedInstance) -> None:
-    """Take out of the index an instance indexed while its file was written, when the write failed."""
-    now = now_utc()
-
-    def run(tx: WriteTransaction) -> Deletion | None:
-        found = tx.lookup(parsed.ids.instance)
-        return delete_cascade(tx, found[0], now) if found is not None else None
-    try:
-        deletion = ctx.index.write(run)
-    except Exception:
-        log.exception("Cannot take %s out of the index after its file failed", parsed.ids.instance)
-        return
-    if deletion is not None:
-        ctx.after_deletion(deletion)
+    if files is None:
+        ctx.storage.remove(main.uuid, main.content_type)
+    return parsed, files
 
 
 def _write_files(ctx: ServerContext, data: bytes, parsed: ParsedInstance) -> list[FileInfo]:

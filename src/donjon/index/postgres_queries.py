@@ -405,9 +405,6 @@ class PgReader:
     def all_attachment_uuids(self) -> set[str]:
         return {r[0] for r in self._all("SELECT uuid FROM attachments")}
 
-    def attachment_owners(self, uuids: Sequence[str]) -> dict[str, int]:
-        return dict(self._all("SELECT uuid, resource_id FROM attachments WHERE uuid = ANY(%s)", (list(uuids),)))
-
 
 class PgWriter(PgReader):
     """Write operations, inside one transaction of the index."""

@@ -340,14 +340,6 @@ class SQLiteReader:
     def all_attachment_uuids(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT uuid FROM attachments")}
 
-    def attachment_owners(self, uuids: Sequence[str]) -> dict[str, int]:
-        """The internal id of the resource of each of these attachment files (those indexed)."""
-        out: dict[str, int] = {}
-        for chunk in _chunks(list(uuids)):
-            q = f"SELECT uuid, resource_id FROM attachments WHERE uuid IN ({','.join('?' * len(chunk))})"
-            out.update(self.conn.execute(q, tuple(chunk)).fetchall())
-        return out
-
 
 class SQLiteWriter(SQLiteReader):
     """Write operations; only ever used from the writer thread, inside a transaction."""

@@ -41,7 +41,7 @@ class FolderStorage:
                 written = os.write(fd, view)
                 view = view[written:]
             if self.fsync:
-                before_wait(True)
+                before_wait()
                 os.fsync(fd)
         except OSError as e:
             os.close(fd)

@@ -193,25 +193,18 @@ def settle(storage: Any, uuids: Iterable[str]) -> None:
 
 
 def sweep(journal: InflightJournal, referenced: Callable[[list[str]], set[str]],
-          remove: Callable[[str], None], adoptable: Callable[[Leftover], bool] = lambda _: False,
-          torn: Callable[[Leftover], bool] = lambda _: False,
-          unindex: Callable[[list[Leftover]], None] = lambda _: None) -> tuple[list[str], list[Leftover]]:
+          remove: Callable[[str], None], adoptable: Callable[[Leftover], bool] = lambda _: False
+          ) -> tuple[list[str], list[Leftover]]:
     """Sort out the files of stores interrupted by a crash: the uuids removed, and the files that
-    `adoptable` keeps for the caller to store again (they stay in the journal until it settles them).
-    A file the index references but that `torn` finds incomplete (its store was indexed while the
-    file was being fsynced, and never acknowledged) is handed to `unindex`, which takes its
-    resource out of the index and removes its files."""
+    `adoptable` keeps for the caller to store again (they stay in the journal until it settles them)."""
     leftovers = journal.leftovers()
     removed: list[str] = []
     adopted: list[Leftover] = []
-    broken: list[Leftover] = []
     if leftovers:
         known = referenced([e.uuid for e in leftovers])
         for entry in leftovers:
             uuid = entry.uuid
             if uuid in known:
-                if torn(entry):
-                    broken.append(entry)
                 continue
             if adoptable(entry):
                 adopted.append(entry)
@@ -223,8 +216,6 @@ def sweep(journal: InflightJournal, referenced: Callable[[list[str]], set[str]],
                 log.exception("cannot remove the orphan file %s", uuid)
         if removed:
             log.warning("Removed %d orphan file(s) of stores interrupted by a crash", len(removed))
-        if broken:
-            unindex(broken)
     journal.keep(adopted)
     journal.reset()
     return removed, adopted

@@ -140,7 +140,7 @@ class S3Storage:
     def create(self, uuid: str, data: bytes, content_type: int | None = None) -> None:
         key = self.key(uuid, content_type)
         md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-        before_wait(False)  # the upload is mostly a wait on the network (storage/wait_hook.py)
+        before_wait()  # the upload is mostly a wait on the network (storage/wait_hook.py)
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data), ContentMD5=md5,
                                     ContentType="application/octet-stream")

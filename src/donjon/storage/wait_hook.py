@@ -14,15 +14,14 @@ from collections.abc import Callable
 _local = threading.local()
 
 
-def set_before_wait(fn: Callable[[bool], None] | None) -> None:
-    """`fn(readable)` runs once, in this thread, when the next file write of this thread is about to
-    wait (for the disk, for the network); `readable`: the whole file can already be read back by
-    anyone (a folder's file is written and waits only for its fsync). `fn` must not raise."""
+def set_before_wait(fn: Callable[[], None] | None) -> None:
+    """`fn` runs once, in this thread, when the next file write of this thread is about to wait for
+    the disk. `fn` must not raise."""
     _local.fn = fn
 
 
-def before_wait(readable: bool) -> None:
-    fn: Callable[[bool], None] | None = getattr(_local, "fn", None)
+def before_wait() -> None:
+    fn: Callable[[], None] | None = getattr(_local, "fn", None)
     if fn is not None:
         _local.fn = None
-        fn(readable)
+        fn()
