@@ -1,5 +1,5 @@
 """A store parses and looks up its instance on a helper thread while the DICOM file is fsynced
-(core/store.py `_store_while_syncing`): the answers, the files left on disk and the journal must be those
+(core/store.py `_parse_and_write`): the answers, the files left on disk and the journal must be those
 of a store that parses first, whatever fails."""
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ INDEXED_TAGS: dict[Level, tuple[int, ...]] = {
     Level.INSTANCE: (0x00080018,),
 }
 _SIGNATURES = {level: signature(level) for level in Level}
-_helpers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store-parse")  # see _store_while_syncing
+_helpers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store-parse")  # see _parse_and_write
 
 
 @dataclass
