@@ -64,11 +64,17 @@ BEGIN
         parent := rid;
     END LOOP;
 
+    -- the resources this store created have no metadata yet: plain inserts; on the others (the
+    -- ancestors it reuses), only a value that changes is written
+    INSERT INTO metadata (resource_id, type, value, revision)
+    SELECT o_ids[(e->>0)::INTEGER], (e->>1)::INTEGER, convert_to(e->>2, 'UTF8'), 0
+      FROM jsonb_array_elements(p_rows->'m') AS e
+     WHERE o_created[(e->>0)::INTEGER];
     INSERT INTO metadata (resource_id, type, value, revision)
     SELECT o_ids[u.l], u.t, u.v, 0
       FROM (SELECT (e->>0)::INTEGER AS l, (e->>1)::INTEGER AS t, convert_to(e->>2, 'UTF8') AS v,
                    (e->>3)::BOOLEAN AS n FROM jsonb_array_elements(p_rows->'m') AS e) AS u
-     WHERE (NOT u.n OR o_created[u.l])
+     WHERE NOT u.n AND NOT o_created[u.l]
        AND (SELECT x.value FROM metadata x WHERE x.resource_id = o_ids[u.l] AND x.type = u.t)
            IS DISTINCT FROM u.v
     ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, revision = metadata.revision + 1;
