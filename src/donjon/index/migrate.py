@@ -260,8 +260,8 @@ def _migrate(path: str, settings: Any, batch: int) -> int:
     try:
         src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         version = src.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (1, 2):  # (2 only adds an index: the tables are those of 1)
-            print(f"donjon migrate-index: {path} is not a Donjon SQLite index of schema version 1 or 2",
+        if version not in (1, 2, 3):  # (2 and 3 only change indexes: the tables are those of 1)
+            print(f"donjon migrate-index: {path} is not a Donjon SQLite index of schema version 1 to 3",
                   file=sys.stderr)
             return -1
         index = PostgresIndex(settings)  # creates the schema; exclusive lock: no server may run meanwhile

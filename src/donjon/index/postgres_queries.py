@@ -121,7 +121,7 @@ class PgReader:
         found = {r[0]: _resource(r) for r in rows}
         return [found[i] for i in internal_ids if i in found]
 
-    def public_ids(self, internal_ids: Iterable[int]) -> dict[int, str]:
+    def public_ids(self, internal_ids: Iterable[int], level: int | None = None) -> dict[int, str]:
         rows = self._all(_PUBLIC_IDS, (list(set(internal_ids)),))
         return {rid: pub for rid, pub in rows}
 

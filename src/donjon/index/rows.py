@@ -68,7 +68,7 @@ def gather_view_extras(reader: Any, rows: Sequence[ResourceRow], md_types: Seque
     ids = [r.id for r in rows]
     level = rows[0].level
     return ViewExtras(
-        parent_public=reader.public_ids(r.parent_id for r in rows if r.parent_id is not None)
+        parent_public=reader.public_ids((r.parent_id for r in rows if r.parent_id is not None), level - 1)
         if level != Level.PATIENT else {},
         children=reader.children(ids) if level != Level.INSTANCE else {},
         metadata=reader.metadata_bulk(ids, md_types),

@@ -1,4 +1,4 @@
--- Donjon's SQLite index, schema version 1.
+-- Donjon's SQLite index, schema version 3 (index/sqlite.py upgrades older ones in place).
 -- Counters are kept by triggers so that /statistics and recycling never scan.
 
 CREATE TABLE resources (
@@ -11,7 +11,8 @@ CREATE TABLE resources (
     protected INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX resources_public_id ON resources(public_id);
-CREATE INDEX resources_parent ON resources(parent_id);
+-- covering: the children of resources (ids and public ids) without reading their rows
+CREATE INDEX resources_parent_ids ON resources(parent_id, id, public_id);
 -- covering: a level's public ids in id order without reading the rows (their tags make them big)
 CREATE INDEX resources_level_ids ON resources(level, id, public_id);
 

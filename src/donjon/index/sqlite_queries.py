@@ -51,12 +51,14 @@ class SQLiteReader:
                 found[row[0]] = ResourceRow(*row)
         return [found[i] for i in internal_ids if i in found]
 
-    def public_ids(self, internal_ids: Iterable[int]) -> dict[int, str]:
+    def public_ids(self, internal_ids: Iterable[int], level: int | None = None) -> dict[int, str]:
+        """With `level` (that of all these resources), from the covering index alone."""
         ids = list(set(internal_ids))
         out: dict[int, str] = {}
+        where = "level = ? AND " if level is not None else ""
         for chunk in _chunks(ids):
-            q = f"SELECT id, public_id FROM resources WHERE id IN ({','.join('?' * len(chunk))})"
-            out.update(self.conn.execute(q, tuple(chunk)).fetchall())
+            q = f"SELECT id, public_id FROM resources WHERE {where}id IN ({','.join('?' * len(chunk))})"
+            out.update(self.conn.execute(q, (level, *chunk) if level is not None else tuple(chunk)).fetchall())
         return out
 
     def list_level(self, level: int, since: int, limit: int) -> list[ResourceRow]:
@@ -75,7 +77,7 @@ class SQLiteReader:
         out: dict[int, list[tuple[int, str]]] = {i: [] for i in internal_ids}
         for chunk in _chunks(list(internal_ids)):
             q = (f"SELECT parent_id, id, public_id FROM resources WHERE parent_id IN ({','.join('?' * len(chunk))}) "
-                 "ORDER BY id")
+                 "ORDER BY parent_id, id")  # the covering index's order: no sort
             for parent, rid, pub in self.conn.execute(q, tuple(chunk)):
                 out[parent].append((rid, pub))
         return out
