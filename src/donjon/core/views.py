@@ -30,14 +30,36 @@ class TagFormat(Enum):
 _NAME_OF_KEY = {format_tag(t): n for t, n in MAIN_TAG_NAMES.items()}
 
 
+_FORMATTED: dict[tuple[bytes, TagFormat], dict[str, Any]] = {}
+_FORMATTED_MAX = 2048  # ~1 KB each
+
+
 def format_main_tags(blob: bytes | None, fmt: TagFormat) -> dict[str, Any]:
-    tags: dict[str, str] = orjson.loads(blob) if blob else {}
-    if fmt is TagFormat.SHORT:
-        return tags
-    if fmt is TagFormat.HUMAN:  # map/zip: the hot loop of every `?expand`, ~15% faster than a comprehension
-        return dict(zip(map(_NAME_OF_KEY.get, tags, tags), tags.values(), strict=False))
-    return {k: {"Name": _NAME_OF_KEY.get(k, "Unknown Tag & Data"), "Type": "String", "Value": v}
-            for k, v in tags.items()}
+    """The main tags of a resource as Orthanc shows them. Memoised by the stored blob itself (so never
+    stale): a study's and its patient's tags are formatted again by every `?expand` or find that
+    shows them, a fifth of the time of `GET /studies?expand`. The dictionary answered is shared:
+    callers serialise it, and must not change it."""
+    if not blob:
+        return {}
+    key = (blob, fmt)
+    found = _FORMATTED.get(key)
+    if found is not None:
+        return found
+    tags: dict[str, str] = orjson.loads(blob)
+    if fmt is TagFormat.HUMAN:  # map/zip: ~15% faster than a comprehension
+        out = dict(zip(map(_NAME_OF_KEY.get, tags, tags), tags.values(), strict=False))
+    elif fmt is TagFormat.SHORT:
+        out = tags
+    else:
+        out = {k: {"Name": _NAME_OF_KEY.get(k, "Unknown Tag & Data"), "Type": "String", "Value": v}
+               for k, v in tags.items()}
+    if len(_FORMATTED) >= _FORMATTED_MAX:
+        try:  # the oldest entry (another thread may be evicting at the same time)
+            _FORMATTED.pop(next(iter(_FORMATTED)), None)
+        except (RuntimeError, StopIteration):
+            pass
+    _FORMATTED[key] = out
+    return out
 
 
 # the metadata each level shows (one index probe per resource and type: only ask for what is shown)
