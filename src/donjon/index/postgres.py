@@ -72,9 +72,12 @@ class _MostRecentFirstPool(ConnectionPool[psycopg.Connection[Any]]):
 
     def _add_to_pool(self, conn: psycopg.Connection[Any]) -> None:
         super()._add_to_pool(conn)
-        with self._lock:  # (psycopg_pool 3.x: takes `_pool` from the left)
-            if self._pool and self._pool[-1] is conn:
-                self._pool.rotate(1)
+        lock, idle = getattr(self, "_lock", None), getattr(self, "_pool", None)
+        if lock is None or idle is None:  # another psycopg_pool than 3.x: its own order, still correct
+            return
+        with lock:  # (psycopg_pool 3.x takes idle connections from the left of `_pool`)
+            if idle and idle[-1] is conn:
+                idle.rotate(1)
 
 
 class _PooledReader:
