@@ -23,7 +23,7 @@ PARALLEL="-n ${DONJON_TEST_WORKERS:-2} --dist loadfile"
 DONJON_TEST_STORAGE=s3 .venv/bin/python -m pytest -q $PARALLEL tests/api/test_store.py tests/api/test_attachments.py \
     tests/api/test_recycling.py tests/api/test_delete_and_changes.py
 # The index-heavy API tests again with the PostgreSQL index (a throw-away cluster, a database per
-# server; docs/postgresql.md). About 45 s here (155 tests).
+# server; docs/postgresql.md). About 45 s here (234 tests).
 export DONJON_TEST_INDEX=postgresql
 exec .venv/bin/python -m pytest -q $PARALLEL tests/api/test_store.py \
     tests/api/test_delete_and_changes.py tests/api/test_metadata.py tests/api/test_labels.py \
