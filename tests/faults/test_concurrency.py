@@ -7,7 +7,6 @@ import random
 import sqlite3
 import threading
 import time
-import uuid as uuidlib
 from collections import Counter
 
 import httpx
@@ -15,6 +14,7 @@ from pydicom.uid import generate_uid
 
 from tests.faults.crafted import base_dataset, to_bytes
 from tests.support.servers import start_donjon
+from tests.support.stored import folder_uuids
 
 WORKERS = 8
 DURATION = 30.0  # the issue asks for 30 s of 8-way concurrency
@@ -104,12 +104,7 @@ def test_eight_clients_store_delete_and_write_metadata() -> None:
     db = sqlite3.connect(storage / "index")
     indexed = {r[0] for r in db.execute("SELECT uuid FROM attachments")}
     db.close()
-    on_disk = set()
-    for p in storage.glob("??/??/*"):
-        try:
-            on_disk.add(str(uuidlib.UUID(p.name)))
-        except ValueError:
-            pass
+    on_disk = folder_uuids(storage)
     assert indexed == on_disk, (len(indexed), len(on_disk))
     assert sum(counts.values()) > 200, counts
     print(f"8 clients, {DURATION:.0f} s: {dict(counts)}")

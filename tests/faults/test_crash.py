@@ -23,6 +23,7 @@ from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
 from tests.faults.crafted import base_dataset, to_bytes
 from tests.support.servers import Server, start_donjon
+from tests.support.stored import folder_uuids
 
 
 def _instances(count: int, prefix: str) -> Iterator[bytes]:
@@ -70,14 +71,7 @@ def _cstore_client(server: Server, files: Iterable[bytes], acked_sop: dict[str, 
 
 
 def _storage_uuids(storage: Path) -> set[str]:
-    found = set()
-    for path in storage.glob("??/??/*"):
-        try:
-            uuidlib.UUID(path.name)
-        except ValueError:
-            continue
-        found.add(path.name)
-    return found
+    return folder_uuids(storage)
 
 
 def _audit(server: Server, acked: dict[str, str], acked_sop: dict[str, str]) -> dict[str, int]:

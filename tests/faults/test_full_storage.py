@@ -8,7 +8,6 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from pynetdicom.sop_class import SecondaryCaptureImageStorage
 from tests.faults.crafted import base_dataset, to_bytes
 from tests.faults.support import alive, assert_error
 from tests.support.servers import Server, start_donjon
+from tests.support.stored import folder_uuids
 
 
 def _instance(patient: str, size: int = 256 * 1024) -> bytes:
@@ -46,13 +46,7 @@ def _cstore_status(server: Server, data: bytes) -> int:
 
 
 def _files(storage: Path) -> set[str]:
-    out = set()
-    for p in storage.glob("??/??/*"):
-        try:
-            out.add(str(uuidlib.UUID(p.name)))
-        except ValueError:
-            pass
-    return out
+    return folder_uuids(storage)
 
 
 def _indexed(index: Path) -> set[str]:

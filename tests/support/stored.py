@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from .servers import Server
@@ -36,6 +37,11 @@ def _s3_keys(client: Any, bucket: str) -> dict[str, tuple[str, int]]:
             if m is not None:
                 out[m.group(0)] = (item["Key"], int(item["Size"]))
     return out
+
+
+def folder_uuids(storage: Path) -> set[str]:
+    """The uuids of the files in a storage folder laid out as Orthanc's (`<uuid[0:2]>/<uuid[2:4]>/<uuid>`)."""
+    return {p.name for p in storage.glob("??/??/*") if _UUID.fullmatch(p.name)}
 
 
 def stored_sizes(server: Server) -> dict[str, int]:

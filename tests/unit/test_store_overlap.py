@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,7 @@ from donjon.core.store import StoreOrigin
 from donjon.dicom.parse import parse_instance
 from donjon.errors import ErrorCode, OrthancError
 from tests.faults.crafted import base_dataset, to_bytes
-
-
-def _files(storage: Path) -> set[str]:
-    out = set()
-    for p in storage.glob("??/??/*"):
-        try:
-            out.add(str(uuidlib.UUID(p.name)))
-        except ValueError:
-            pass
-    return out
+from tests.support.stored import folder_uuids
 
 
 def _context(tmp_path: Path, **options: Any) -> ServerContext:
@@ -76,7 +66,7 @@ def test_new_instance_is_parsed_while_its_file_is_fsynced(tmp_path: Path, parse_
         result = ctx.store(data, StoreOrigin())
         assert result.status == "Success"
         assert parse_threads and parse_threads[0].startswith("store-parse")
-        files = _files(tmp_path / "storage")
+        files = folder_uuids(tmp_path / "storage")
         assert len(files) == 1
         uuid = next(iter(files))
         assert (tmp_path / "storage" / uuid[0:2] / uuid[2:4] / uuid).read_bytes() == data
@@ -84,7 +74,7 @@ def test_new_instance_is_parsed_while_its_file_is_fsynced(tmp_path: Path, parse_
         again = ctx.store(data, StoreOrigin())
         assert again.status == "AlreadyStored"
         assert again.ids == result.ids
-        assert _files(tmp_path / "storage") == files  # the second copy was written, then removed
+        assert folder_uuids(tmp_path / "storage") == files  # the second copy was written, then removed
         assert _unsettled(ctx) == 0
         assert _instances(ctx) == 1
     finally:
@@ -102,7 +92,7 @@ def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path, par
             ctx.store(data, StoreOrigin())
         assert error.value.code == _parse_error(data) == ErrorCode.INEXISTENT_TAG
         assert parse_threads[0].startswith("store-parse")  # it went the overlapped way
-        assert _files(tmp_path / "storage") == set()
+        assert folder_uuids(tmp_path / "storage") == set()
         assert _unsettled(ctx) == 0
         assert _instances(ctx) == 0
     finally:
@@ -116,7 +106,7 @@ def test_garbage_is_parsed_before_anything_is_written(tmp_path: Path, parse_thre
             ctx.store(b"\x00" * 64 + b"not DICOM at all" * 10, StoreOrigin())
         assert error.value.code == ErrorCode.BAD_FILE_FORMAT
         assert parse_threads == [threading.current_thread().name]
-        assert _files(tmp_path / "storage") == set()
+        assert folder_uuids(tmp_path / "storage") == set()
     finally:
         ctx.close()
 
@@ -126,7 +116,7 @@ def test_without_fsync_the_parse_stays_in_the_storing_thread(tmp_path: Path, par
     try:
         assert ctx.store(to_bytes(base_dataset("NOSYNC")), StoreOrigin()).status == "Success"
         assert parse_threads == [threading.current_thread().name]  # no wait to fill: no hand-over
-        assert len(_files(tmp_path / "storage")) == 1
+        assert len(folder_uuids(tmp_path / "storage")) == 1
     finally:
         ctx.close()
 

@@ -33,6 +33,19 @@ _WRITER_CACHE_KB = 8192
 _READER_CACHE_KB = 2048
 
 
+def _in_one_transaction(conn: sqlite3.Connection, version: int, statements: tuple[str, ...]) -> None:
+    """Schema statements and the new `user_version`, all or nothing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class SQLiteIndex:
     """The default index. `path` is the database file (created with its schema if missing)."""
 
@@ -102,39 +115,21 @@ class SQLiteIndex:
                 raise OrthancError(ErrorCode.INCOMPATIBLE_DATABASE_VERSION,
                                    f"{self.path} is not a Donjon index (an Orthanc index cannot be opened)")
             schema = pkg_resources.files("donjon.index").joinpath("schema_sqlite.sql").read_text()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _split_sql(schema):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except Exception:
-                conn.execute("ROLLBACK")
-                raise
+            _in_one_transaction(conn, SCHEMA_VERSION, tuple(_split_sql(schema)))
             return
         if version < 2:  # a covering index for listings (GET /patients: 6 µs a row without it at 20,000)
-            log.warning("Upgrading the index %s to schema version 2 (one new index)", self.path)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("CREATE INDEX IF NOT EXISTS resources_level_ids ON resources(level, id, public_id)")
-                conn.execute("DROP INDEX IF EXISTS resources_level")
-                conn.execute("PRAGMA user_version = 2")
-                conn.execute("COMMIT")
-            except Exception:
-                conn.execute("ROLLBACK")
-                raise
+            self._upgrade(conn, 2, "one new index", (
+                "CREATE INDEX IF NOT EXISTS resources_level_ids ON resources(level, id, public_id)",
+                "DROP INDEX IF EXISTS resources_level"))
         if version < 3:  # the children of resources without reading their rows (`?expand`: 4.2 -> 2.2 ms)
-            log.warning("Upgrading the index %s to schema version 3 (one index replaced)", self.path)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("CREATE INDEX IF NOT EXISTS resources_parent_ids ON resources(parent_id, id, public_id)")
-                conn.execute("DROP INDEX IF EXISTS resources_parent")
-                conn.execute("PRAGMA user_version = 3")
-                conn.execute("COMMIT")
-            except Exception:
-                conn.execute("ROLLBACK")
-                raise
+            self._upgrade(conn, 3, "one index replaced", (
+                "CREATE INDEX IF NOT EXISTS resources_parent_ids ON resources(parent_id, id, public_id)",
+                "DROP INDEX IF EXISTS resources_parent"))
         # further migrations: `if version < 4: ...` each in its own transaction
+
+    def _upgrade(self, conn: sqlite3.Connection, version: int, what: str, statements: tuple[str, ...]) -> None:
+        log.warning("Upgrading the index %s to schema version %d (%s)", self.path, version, what)
+        _in_one_transaction(conn, version, statements)
 
     # -- public API -------------------------------------------------------------------------------
     def reader(self) -> SQLiteReader:
