@@ -27,7 +27,7 @@ from .http import Request, Response, Router
 KINDS = ("preview", "image-uint8", "image-uint16", "image-int16")
 _PNG, _JPEG, _PAM = "image/png", "image/jpeg", "image/x-portable-arbitrarymap"
 NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
-                     "1.2.840.10008.1.2.1.99"})
+                             "1.2.840.10008.1.2.1.99"})
 
 
 def register(router: Router) -> None:

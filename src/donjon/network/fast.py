@@ -469,20 +469,31 @@ class FastServer(ThreadedAssociationServer):
         return client, address
 
 
+_PDV_HEADER = struct.Struct(">LBB")
+
+
 # -- DIMSE messages without pydicom: command sets are small and fixed, encoding them is the hot path --
 
 def send_dimse(assoc: Association, context_id: int, command: bytes, dataset: bytes | memoryview | None = None) -> None:
-    """Send an encoded command (and data set) as P-DATA, fragmented to the peer's maximum PDU."""
+    """Send an encoded command (and data set) as P-DATA, fragmented to the peer's maximum PDU.
+
+    A message that fits in one PDU is written to the socket by the calling thread when nothing is
+    queued for the DUL (so nothing can be overtaken): a C-STORE response then costs no wake-up of
+    the DUL thread (204 -> 48 us from the store's end to the response sent, over one association)."""
     peer_max = assoc.dimse.maximum_pdu_size
     size = max(peer_max - 6, 1) if peer_max else 1 << 31
     dul = assoc.dul
-    if dataset is not None and len(command) + len(dataset) + 12 <= size:
-        # a small message travels as one P-DATA-TF with two PDVs (PS3.8 9.3.5): half the PDUs
-        pdata = P_DATA()
-        pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
-        pdata.presentation_data_value_list.append((context_id, b"\x02" + bytes(dataset)))
-        dul.send_pdu(pdata)
-        return
+    if len(command) + (len(dataset) if dataset is not None else 0) + 12 <= size:
+        if can_write_directly(assoc):
+            cast(FastSocket, dul.socket).send(pdata_pdu(context_id, command, dataset))
+            return
+        if dataset is not None:
+            # a small message travels as one P-DATA-TF with two PDVs (PS3.8 9.3.5): half the PDUs
+            pdata = P_DATA()
+            pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
+            pdata.presentation_data_value_list.append((context_id, b"\x02" + bytes(dataset)))
+            dul.send_pdu(pdata)
+            return
     for data, more, last in ((command, b"\x01", b"\x03"), (dataset, b"\x00", b"\x02")):
         if data is None:
             continue
@@ -493,6 +504,22 @@ def send_dimse(assoc: Association, context_id: int, command: bytes, dataset: byt
             pdata.presentation_data_value_list.append(
                 (context_id, (last if start + size >= len(view) else more) + bytes(chunk)))
             dul.send_pdu(pdata)
+
+
+def can_write_directly(assoc: Association) -> bool:
+    """Data transfer under way and nothing queued for the DUL: a P-DATA-TF written to the socket now
+    cannot overtake anything."""
+    dul = assoc.dul
+    return isinstance(dul.socket, FastSocket) and dul.state_machine.current_state == "Sta6" \
+        and dul.to_provider_queue.empty()
+
+
+def pdata_pdu(context_id: int, command: bytes, dataset: bytes | memoryview | None) -> bytes:
+    """One P-DATA-TF PDU holding a whole command (and data set): the last fragment of each."""
+    items = [_PDV_HEADER.pack(len(command) + 2, context_id, 0x03), command]
+    if dataset is not None:
+        items += (_PDV_HEADER.pack(len(dataset) + 2, context_id, 0x02), bytes(dataset))
+    return _PDU_HEADER.pack(0x04, 0, sum(len(i) for i in items)) + b"".join(items)
 
 
 def associate(ae: ApplicationEntity, host: str, port: int, called_aet: str,
@@ -531,9 +558,6 @@ def associate(ae: ApplicationEntity, host: str, port: int, called_aet: str,
     return assoc
 
 
-_PDV_HEADER = struct.Struct(">LBB")
-
-
 class DimseBatch:
     """Many small DIMSE messages (C-FIND answers) written straight to the socket, several P-DATA-TF
     PDUs per `sendall`, instead of one trip through the DUL thread and one write each: the answers of
@@ -550,23 +574,15 @@ class DimseBatch:
         self.parts: list[bytes] = []
         self.pending = 0
 
-    def _direct(self) -> bool:
-        dul = self.assoc.dul
-        return isinstance(dul.socket, FastSocket) and dul.state_machine.current_state == "Sta6" \
-            and dul.to_provider_queue.empty()
-
     def send(self, command: bytes, dataset: bytes | None = None) -> None:
         data = b"" if dataset is None else dataset
-        if len(command) + len(data) + 12 > self.size or not self._direct():
+        if len(command) + len(data) + 12 > self.size or not can_write_directly(self.assoc):
             self.flush()
             send_dimse(self.assoc, self.context_id, command, dataset)
             return
-        items = [_PDV_HEADER.pack(len(command) + 2, self.context_id, 0x03), command]
-        if dataset is not None:
-            items += (_PDV_HEADER.pack(len(data) + 2, self.context_id, 0x02), data)
-        length = sum(len(i) for i in items)
-        self.parts += (_PDU_HEADER.pack(0x04, 0, length), *items)
-        self.pending += length + 6
+        pdu = pdata_pdu(self.context_id, command, dataset)
+        self.parts.append(pdu)
+        self.pending += len(pdu)
         if self.pending >= self.FLUSH_BYTES:
             self.flush()
 

@@ -128,11 +128,7 @@ def handle_store(server: DicomServer, assoc: Any, req: C_STORE, context: Present
     status = store_status(server.get_ctx(), assoc, req, context)
     command = store_response(int(req.MessageID), str(req.AffectedSOPClassUID), str(req.AffectedSOPInstanceUID),
                              status)
-    # written from this thread when nothing is queued for the DUL: the reply does not wait for the
-    # DUL thread to wake up (a thread switch per instance over one association)
-    reply = DimseBatch(assoc, int(context.context_id or 0))
-    reply.send(command)
-    reply.flush()
+    send_dimse(assoc, int(context.context_id or 0), command)
 
 
 def store_status(ctx: ServerContext, assoc: Any, req: C_STORE, context: PresentationContext) -> int:
