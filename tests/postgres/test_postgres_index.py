@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from donjon.index.postgres import PostgresIndex
+from donjon.index.postgres import SCHEMA_VERSION, PostgresIndex
 from donjon.index.postgres_settings import validate
 from donjon.registry import ConfigurationError
 from tests.support.postgres import PostgresCluster, pg_bin_dir, shared_cluster
@@ -61,7 +62,7 @@ def test_schema_version_row_and_exclusive_lock(cluster: PostgresCluster) -> None
     first = PostgresIndex(_settings(cluster, db))
     try:
         with first.pool.connection() as conn:
-            assert conn.execute("SELECT version FROM donjon_schema").fetchall() == [(1,)]
+            assert conn.execute("SELECT version FROM donjon_schema").fetchall() == [(SCHEMA_VERSION,)] == [(2,)]
         from donjon.errors import OrthancError
 
         with pytest.raises(OrthancError, match="locked by another instance"):
@@ -72,6 +73,52 @@ def test_schema_version_row_and_exclusive_lock(cluster: PostgresCluster) -> None
         first.close()
     again = PostgresIndex(_settings(cluster, db))  # the lock went with the first process' connection
     again.close()
+
+
+def test_a_version_1_index_gets_the_study_copies_of_patient_identifiers(cluster: PostgresCluster) -> None:
+    db = _fresh(cluster, "upgrade")
+    index = PostgresIndex(_settings(cluster, db))
+    try:
+        patient = index.write(lambda tx: tx.create_resource(1, "patient-u", None, b"{}", None))
+        blob = b'{"0010,0010": "Caf\xc3\xa9^Anon", "0010,0030": "19700101", "0008,0050": "A1"}'
+        study = index.write(lambda tx: tx.create_resource(2, "study-u", patient, b"{}", blob))
+        with index.pool.connection() as conn:  # as version 1 left it
+            conn.execute("DELETE FROM identifiers")
+            conn.execute("UPDATE donjon_schema SET version = 1")
+    finally:
+        index.close()
+    index = PostgresIndex(_settings(cluster, db))
+    try:
+        with index.pool.connection() as conn:
+            assert conn.execute("SELECT version FROM donjon_schema").fetchall() == [(2,)]
+            rows = conn.execute("SELECT resource_id, tag, norm FROM identifiers ORDER BY tag").fetchall()
+        assert rows == [(study, -0x00100030, "19700101"), (study, -0x00100010, "CAFÉ^ANON")]
+    finally:
+        index.close()
+
+
+def test_migrating_a_version_3_sqlite_index_adds_the_study_copies(cluster: PostgresCluster, tmp_path: Path) -> None:
+    from donjon.index.migrate import _migrate as migrate
+    from donjon.index.sqlite import SQLiteIndex
+
+    path = str(tmp_path / "index")
+    source = SQLiteIndex(path)
+    patient = source.write(lambda tx: tx.create_resource(1, "patient-m", None, b"{}", None))
+    studies = [source.write(lambda tx, i=i: tx.create_resource(2, f"study-{i}", patient, b"{}",
+                                                                 f'{{"0010,0020": "ID{i}"}}'.encode()))
+               for i in range(3)]
+    source.close()
+    conn = sqlite3.connect(path, isolation_level=None)  # as version 3 left it: no copies
+    conn.execute("DELETE FROM identifiers")
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    db = _fresh(cluster, "migrate3")
+    assert migrate(path, _settings(cluster, db), 2) == 0
+    import psycopg
+
+    with psycopg.connect(cluster.uri(db)) as pg:
+        rows = pg.execute("SELECT resource_id, tag, norm FROM identifiers ORDER BY resource_id").fetchall()
+    assert rows == [(study, -0x00100020, f"ID{i}") for i, study in enumerate(studies)]
 
 
 def test_two_writers_never_duplicate_a_resource(cluster: PostgresCluster) -> None:

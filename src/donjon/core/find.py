@@ -1,8 +1,10 @@
 """Finding resources by DICOM tags (`/tools/find`; the C-FIND SCP will use the same engine).
 
-Constraints on indexed identifier tags narrow the candidates in SQL; every constraint is then checked
-in Python on the stored main tags (one matcher, one semantics); tags that are not main tags are read
-from one instance file of each remaining candidate.
+Constraints on indexed identifier tags narrow the candidates in SQL. Where the SQL test is exactly the
+Python matcher's (a case-insensitive exact, list, wildcard or range test: both compare the same
+normalised string, in code-point order), the index settles the constraint; every other constraint is
+checked in Python on the stored main tags (one matcher, one semantics); tags that are not main tags
+are read from one instance file of each remaining candidate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydicom.filereader import dcmread
 from ..dicom.main_tags import MAIN_TAGS, format_tag
 from ..dicom.values import dataset_encodings, raw_to_string
 from ..errors import ErrorCode, OrthancError
+from ..index.identifiers import on_study
 from ..index.protocol import ResourceRow
 from ..registry import ContentType, Level
 from .attachments import read_attachment, read_range
@@ -69,11 +72,19 @@ def _level_of(tag: int, query_level: Level) -> int | None:
     return lvl if lvl <= query_level else _BELOW
 
 
-def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery, rows_seen: dict[int, ResourceRow] | None = None
-         ) -> list[int]:
+def reads_beyond_rows(q: FindQuery) -> bool:
+    """Whether `find` may read more than the index rows of the candidates and their ancestors: stored
+    files (tags that are not main tags), or the series of each study (ModalitiesInStudy)."""
+    return any(_level_of(c.tag, q.level) is None or (c.tag == MODALITIES_IN_STUDY and q.level == Level.STUDY)
+               for c in q.constraints)
+
+
+def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery, rows_seen: dict[int, ResourceRow] | None = None,
+         public_seen: dict[int, str] | None = None) -> list[int]:
     """Internal ids of the matching resources at `q.level`, in creation order, after since/limit.
-    The rows read to match tags are added to `rows_seen`: the answer needs them again (one query
-    less, a round trip with PostgreSQL)."""
+    The rows read to match tags are added to `rows_seen`, and the public ids of the candidates found
+    in SQL to `public_seen`: the answer needs them again (one query less, a round trip with
+    PostgreSQL)."""
     level = q.level
     indexed: list[tuple[int, int, str, object]] = []
     by_level: dict[Level, list[Constraint]] = {}
@@ -90,13 +101,20 @@ def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery, rows_seen: dict[int
         if found == _BELOW:
             return []
         lvl = Level(found)
-        by_level.setdefault(lvl, []).append(c)
-        if c.tag in INDEXED_TAGS[lvl]:
+        indexed_tag = c.tag if c.tag in INDEXED_TAGS[lvl] else None
+        if lvl == Level.PATIENT and level != Level.PATIENT:
+            # as Orthanc: against the patient tags the study was stored with (index/identifiers.py)
+            lvl = Level.STUDY
+            indexed_tag = on_study(indexed_tag) if indexed_tag is not None else None
+        if indexed_tag is not None:
             op = c.index_operation()
             if op is not None:
-                indexed.append((int(lvl), c.tag, op[0], op[1]))
+                indexed.append((int(lvl), indexed_tag, op[0], op[1]))
+                if c.settled_by_index():
+                    continue
+        by_level.setdefault(lvl, []).append(c)
 
-    candidates = tx.find_candidates(level, indexed)
+    candidates = tx.find_candidates(level, indexed, public_seen)
     if candidates is None:
         candidates = tx.ids_of_level(level)
     if q.labels:
@@ -122,7 +140,10 @@ def find(ctx: ServerContext, tx: SQLiteReader, q: FindQuery, rows_seen: dict[int
             lv = Level(lvl)
             ancestors[lv] = current
             for rid, row in current_rows.items():
-                tags_of[(lv, rid)] = orjson.loads(row.tags) if row.tags else {}
+                tags = orjson.loads(row.tags) if row.tags else {}
+                if lv == Level.STUDY and row.patient_tags:  # the patient tags it was stored with
+                    tags = {**orjson.loads(row.patient_tags), **tags}
+                tags_of[(lv, rid)] = tags
             if lvl == 1 or not any(x < lv for x in by_level):
                 break
             parent_ids = {row.id: row.parent_id for row in current_rows.values() if row.parent_id is not None}

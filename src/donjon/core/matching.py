@@ -56,19 +56,6 @@ def glob_match(pattern: str, text: str) -> bool:
     return p == m
 
 
-def _glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """Kept for callers that want a pattern object; matching itself uses `glob_match`."""
-    parts = []
-    for c in re.sub(r"\*+", "*", pattern):
-        if c == "*":
-            parts.append(".*")
-        elif c == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(c))
-    return re.compile("".join(parts), re.DOTALL)
-
-
 def glob_for_sqlite(pattern: str) -> str:
     """A DICOM wildcard pattern as an SQLite GLOB pattern (`[` must be escaped)."""
     return pattern.replace("[", "[[]")
@@ -106,6 +93,16 @@ class Constraint:
                 return False
             return not (self.high is not None and v > self.high)
         raise AssertionError(kind)
+
+    def settled_by_index(self) -> bool:
+        """Whether `index_operation` is this very test: case-insensitive, the index holds the
+        normalised value that `matches` would compare, and both sides order strings by code point
+        (SQLite's BINARY, PostgreSQL's "C" collation). A case-sensitive test is narrowed on the
+        normalised value only, and PostgreSQL cannot hold NUL (its values are stored without)."""
+        if self.case_sensitive or self.kind not in ("equal", "list", "wildcard", "range"):
+            return False
+        operands = (self.value, *self.values, self.low or "", self.high or "")
+        return not any("\x00" in v for v in operands)
 
     def index_operation(self) -> tuple[str, object] | None:
         """The narrowing usable on normalised index values (never excludes a true match)."""
@@ -145,6 +142,5 @@ def parse_constraint(tag: int, value: str, case_sensitive: bool, vr: str | None 
             raise OrthancError(ErrorCode.PARAMETER_OUT_OF_RANGE,
                                f"Wildcards are not allowed on tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
         pattern = norm(value)
-        return Constraint(tag, "wildcard", value=pattern, case_sensitive=case_sensitive,
-                          regex=_glob_to_regex(pattern))
+        return Constraint(tag, "wildcard", value=pattern, case_sensitive=case_sensitive)
     return Constraint(tag, "equal", value=norm(value), case_sensitive=case_sensitive)

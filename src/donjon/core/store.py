@@ -16,6 +16,7 @@ from ..dicom.main_tags import format_tag, signature
 from ..dicom.parse import ParsedInstance, parse_instance
 from ..errors import ErrorCode, OrthancError
 from ..ids import InstanceIds
+from ..index.identifiers import PATIENT_IDENTIFIER_TAGS, on_study
 from ..index.protocol import FileInfo
 from ..registry import NEW_RESOURCE_CHANGE, ChangeType, ContentType, Level, Metadata, Origin
 from ..storage.wait_hook import set_before_wait
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # Tags copied, normalised, into the identifiers table for indexed lookups, per level.
 INDEXED_TAGS: dict[Level, tuple[int, ...]] = {
-    Level.PATIENT: (0x00100020, 0x00100010, 0x00100030),
+    Level.PATIENT: PATIENT_IDENTIFIER_TAGS,
     Level.STUDY: (0x0020000D, 0x00080050, 0x00081030, 0x00080020),
     Level.SERIES: (0x0020000E, 0x00080060),
     Level.INSTANCE: (0x00080018,),
@@ -283,9 +284,13 @@ def _index(ctx: ServerContext, tx: WriteTransaction, parsed: ParsedInstance, fil
 
 
 def _identifiers(parsed: ParsedInstance, level: Level) -> list[tuple[int, str]]:
-    """The normalised values of the indexed tags of a level (`/tools/find` lookups)."""
+    """The normalised values of the indexed tags of a level (`/tools/find` lookups); a study also
+    keeps its own copy of the patient's (index/identifiers.py)."""
     tag_values = dict(parsed.main_tags[level])
-    return [(t, normalize(tag_values[t])) for t in INDEXED_TAGS[level] if t in tag_values]
+    rows = [(t, normalize(tag_values[t])) for t in INDEXED_TAGS[level] if t in tag_values]
+    if level == Level.STUDY:
+        rows += [(on_study(t), norm) for t, norm in _identifiers(parsed, Level.PATIENT)]
+    return rows
 
 
 def _core_metadata(parsed: ParsedInstance, origin: StoreOrigin, now: str) -> list[tuple[Level, int, str, bool]]:

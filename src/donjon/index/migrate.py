@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from ..errors import ErrorCode, OrthancError
 from ..registry import ConfigurationError
+from .identifiers import study_copies
 from .postgres_queries import strip_nul
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,10 @@ def _set_position(conn: Any, step: str, position: int) -> None:
 
 
 class Migration:
-    def __init__(self, source: sqlite3.Connection, pool: Any, batch: int, progress: Progress | None = None):
+    def __init__(self, source: sqlite3.Connection, pool: Any, batch: int, progress: Progress | None = None,
+                 add_study_copies: bool = False):
         self.src = source
+        self.add_study_copies = add_study_copies  # a source older than version 4 lacks them
         self.pool = pool
         self.batch = batch
         self.progress = progress
@@ -157,6 +160,9 @@ class Migration:
                         part = [(r, t, v.encode(), rev) for r, t, v, rev in part]
                     elif table == "identifiers":
                         part = [(r, t, strip_nul(n)) for r, t, n in part]
+                        if self.add_study_copies:
+                            part += [(r[0], t, strip_nul(n)) for r in resources if r[1] == 2
+                                     for t, n in study_copies(r[5])]
                     _copy(conn, table, columns, part)
                 _set_position(conn, "resources", high)
             self._in_transaction(copy)
@@ -260,13 +266,13 @@ def _migrate(path: str, settings: Any, batch: int) -> int:
     try:
         src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         version = src.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (1, 2, 3):  # (2 and 3 only change indexes: the tables are those of 1)
-            print(f"donjon migrate-index: {path} is not a Donjon SQLite index of schema version 1 to 3",
+        if version not in (1, 2, 3, 4):  # (2 and 3 only change indexes, 4 adds identifier rows)
+            print(f"donjon migrate-index: {path} is not a Donjon SQLite index of schema version 1 to 4",
                   file=sys.stderr)
             return -1
         index = PostgresIndex(settings)  # creates the schema; exclusive lock: no server may run meanwhile
         try:
-            migration = Migration(src, index.pool, batch)
+            migration = Migration(src, index.pool, batch, add_study_copies=version < 4)
             if not migration.check_target():
                 print(f"The index was already migrated to {settings.describe()}", file=sys.stderr)
                 return 0

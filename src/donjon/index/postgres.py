@@ -29,14 +29,15 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ErrorCode, OrthancError
 from . import postgres_fast as fast
+from .identifiers import study_copies
 from .postgres_jobs import PgJobStore
-from .postgres_queries import PgReader, PgWriter
+from .postgres_queries import PgReader, PgWriter, strip_nul
 from .postgres_settings import PostgresSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _INSTANCE_LOCK = 0x446F6E6A6F6E00  # advisory lock of the database: exclusive with Lock, else shared
 _SCHEMA_LOCK = 0x446F6E6A6F6E02
 _WRITE_ATTEMPTS = 12
@@ -62,6 +63,23 @@ def _database_error(e: BaseException) -> OrthancError:
         return OrthancError(ErrorCode.DATABASE_UNAVAILABLE, f"PostgreSQL: {e}")
     return OrthancError(ErrorCode.DATABASE, f"PostgreSQL: {e}")
 
+
+
+def add_study_copies(conn: psycopg.Connection[Any], batch: int = 5000) -> None:
+    """Each study's copy of its patient identifiers (index/identifiers.py), from its row's patient tags;
+    in the caller's transaction."""
+    after = 0
+    while True:
+        rows = conn.execute("SELECT id, patient_tags FROM resources WHERE level = 2 AND id > %s ORDER BY id "
+                            "LIMIT %s", (after, batch)).fetchall()
+        if not rows:
+            return
+        copies = [(rid, tag, strip_nul(norm)) for rid, blob in rows for tag, norm in study_copies(blob)]
+        if copies:
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO identifiers (resource_id, tag, norm) VALUES (%s, %s, %s) "
+                                "ON CONFLICT (resource_id, tag) DO UPDATE SET norm = excluded.norm", copies)
+        after = rows[-1][0]
 
 class _MostRecentFirstPool(ConnectionPool[psycopg.Connection[Any]]):
     """psycopg_pool hands its idle connections out in turn (first in, first out): after a burst of
@@ -179,7 +197,12 @@ class PostgresIndex:
                     raise OrthancError(ErrorCode.INCOMPATIBLE_DATABASE_VERSION,
                                        f"The PostgreSQL index has schema version {version}, newer than this "
                                        f"Donjon ({SCHEMA_VERSION})")
-                # future migrations: `if version < 2: ...; UPDATE donjon_schema SET version = 2`
+                if version < 2:  # the studies' own copies of their patient identifiers
+                    log.warning("Upgrading the PostgreSQL index to schema version 2 (identifiers of patients "
+                                "copied on their studies)")
+                    add_study_copies(conn)
+                    conn.execute("UPDATE donjon_schema SET version = 2")
+                # further migrations: `if version < 3: ...; UPDATE donjon_schema SET version = 3`
                 self._create_functions(conn)
                 return
             other = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = "

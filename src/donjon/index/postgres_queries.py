@@ -306,7 +306,8 @@ class PgReader:
                              "WHERE i.tag = %s AND i.norm = %s AND r.level = %s ORDER BY r.id", (tag, strip_nul(norm), level))
         return [(a, b) for a, b in rows]
 
-    def find_candidates(self, level: int, constraints: Sequence[tuple[int, int, str, Any]]) -> list[int] | None:
+    def find_candidates(self, level: int, constraints: Sequence[tuple[int, int, str, Any]],
+                        public_ids: dict[int, str] | None = None) -> list[int] | None:
         """Ids at `level` satisfying indexed constraints; see `SQLiteReader.find_candidates`."""
         if not constraints:
             return None
@@ -327,8 +328,11 @@ class PgReader:
                 raise ValueError(op)
             where.append(f"r0.id IN ({constraint_ids(level, filter_level, cond, '%s')})")
             params += [tag, *values]
-        q = f"SELECT r0.id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
-        return [r[0] for r in self._all(q, params)]
+        q = f"SELECT r0.id, r0.public_id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
+        rows = self._all(q, params)
+        if public_ids is not None:
+            public_ids.update((r[0], r[1]) for r in rows)
+        return [r[0] for r in rows]
 
     def ids_of_level(self, level: int) -> list[int]:
         return [r[0] for r in self._all("SELECT id FROM resources WHERE level = %s ORDER BY id", (level,))]

@@ -1,4 +1,4 @@
--- Donjon's PostgreSQL index, schema version 1 (the same model as schema_sqlite.sql).
+-- Donjon's PostgreSQL index, schema version 2 (the same model as schema_sqlite.sql).
 -- Text compared or sorted by the index uses the "C" collation: byte order, as SQLite's BINARY.
 -- Counters are kept by statement-level triggers in 16 shards (one per backend pid modulo 16), so that
 -- concurrent writers do not queue on one hot row; a reader sums the shards.
@@ -20,6 +20,7 @@ CREATE UNIQUE INDEX resources_public_id ON resources(public_id);
 CREATE INDEX resources_parent ON resources(parent_id);
 CREATE INDEX resources_level ON resources(level, id);
 
+-- a study also holds its copy of the patient's identifiers, under the negated tags (index/identifiers.py)
 CREATE TABLE identifiers (
     resource_id BIGINT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
     tag INTEGER NOT NULL,

@@ -1,4 +1,4 @@
--- Donjon's SQLite index, schema version 3 (index/sqlite.py upgrades older ones in place).
+-- Donjon's SQLite index, schema version 4 (index/sqlite.py upgrades older ones in place).
 -- Counters are kept by triggers so that /statistics and recycling never scan.
 
 CREATE TABLE resources (
@@ -16,7 +16,8 @@ CREATE INDEX resources_parent_ids ON resources(parent_id, id, public_id);
 -- covering: a level's public ids in id order without reading the rows (their tags make them big)
 CREATE INDEX resources_level_ids ON resources(level, id, public_id);
 
--- Normalised copies of the identifier tags, for indexed lookups (find, lookup).
+-- Normalised copies of the identifier tags, for indexed lookups (find, lookup); a study also holds
+-- its copy of the patient's, under the negated tags (index/identifiers.py).
 CREATE TABLE identifiers (
     resource_id INTEGER NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
     tag INTEGER NOT NULL,

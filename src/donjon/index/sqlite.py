@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from ..errors import ErrorCode, OrthancError
 from .group_commit import GroupCommitter, WriteRequest
+from .identifiers import study_copies
 from .protocol import WriterBusy
 from .sqlite_queries import SQLiteReader, SQLiteWriter
 
@@ -28,23 +29,39 @@ T = TypeVar("T")
 
 __all__ = ["SCHEMA_VERSION", "SQLiteIndex", "SQLiteReader", "SQLiteWriter"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _WRITER_CACHE_KB = 8192
 _READER_CACHE_KB = 2048
 
 
-def _in_one_transaction(conn: sqlite3.Connection, version: int, statements: tuple[str, ...]) -> None:
-    """Schema statements and the new `user_version`, all or nothing."""
+def _in_one_transaction(conn: sqlite3.Connection, version: int, statements: tuple[str, ...],
+                        then: Callable[[], None] | None = None) -> None:
+    """Schema statements (then `then`) and the new `user_version`, all or nothing."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         for statement in statements:
             conn.execute(statement)
+        if then is not None:
+            then()
         conn.execute(f"PRAGMA user_version = {version}")
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")
         raise
 
+
+
+def _add_study_copies(conn: sqlite3.Connection, batch: int = 5000) -> None:
+    """Each study's copy of its patient identifiers, from the patient tags of its row."""
+    after = 0
+    while True:
+        rows = conn.execute("SELECT id, patient_tags FROM resources WHERE level = 2 AND id > ? ORDER BY id "
+                            "LIMIT ?", (after, batch)).fetchall()
+        if not rows:
+            return
+        conn.executemany("INSERT OR REPLACE INTO identifiers (resource_id, tag, norm) VALUES (?, ?, ?)",
+                         [(rid, tag, norm) for rid, blob in rows for tag, norm in study_copies(blob)])
+        after = rows[-1][0]
 
 class SQLiteIndex:
     """The default index. `path` is the database file (created with its schema if missing)."""
@@ -125,7 +142,11 @@ class SQLiteIndex:
             self._upgrade(conn, 3, "one index replaced", (
                 "CREATE INDEX IF NOT EXISTS resources_parent_ids ON resources(parent_id, id, public_id)",
                 "DROP INDEX IF EXISTS resources_parent"))
-        # further migrations: `if version < 4: ...` each in its own transaction
+        if version < 4:  # the studies' own copies of their patient identifiers (index/identifiers.py)
+            log.warning("Upgrading the index %s to schema version 4 (identifiers of patients copied on "
+                        "their studies)", self.path)
+            _in_one_transaction(conn, 4, (), lambda: _add_study_copies(conn))
+        # further migrations: `if version < 5: ...` each in its own transaction
 
     def _upgrade(self, conn: sqlite3.Connection, version: int, what: str, statements: tuple[str, ...]) -> None:
         log.warning("Upgrading the index %s to schema version %d (%s)", self.path, version, what)

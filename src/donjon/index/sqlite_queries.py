@@ -261,11 +261,13 @@ class SQLiteReader:
                 "WHERE i.tag = ? AND i.norm = ? AND r.level = ? ORDER BY r.id", (tag, norm, level))
         return [(a, b) for a, b in rows]
 
-    def find_candidates(self, level: int, constraints: Sequence[tuple[int, int, str, Any]]) -> list[int] | None:
+    def find_candidates(self, level: int, constraints: Sequence[tuple[int, int, str, Any]],
+                        public_ids: dict[int, str] | None = None) -> list[int] | None:
         """Ids at `level` satisfying indexed constraints (filter level, tag, op, operand).
 
         `op` is `eq` (operand: str), `in` (list), `glob` (str pattern) or `range` ((low, high), each
         possibly None). Returns None when no constraint is given (i.e. every resource of the level).
+        The public ids of the ids returned go to `public_ids` when given.
         """
         if not constraints:
             return None
@@ -290,8 +292,11 @@ class SQLiteReader:
                 raise ValueError(op)
             where.append(f"r0.id IN ({constraint_ids(level, filter_level, cond, '?')})")
             params += [tag, *values]
-        q = f"SELECT r0.id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
-        return [r[0] for r in self.conn.execute(q, params)]
+        q = f"SELECT r0.id, r0.public_id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
+        rows = self.conn.execute(q, params).fetchall()
+        if public_ids is not None:
+            public_ids.update(rows)
+        return [r[0] for r in rows]
 
     def ids_of_level(self, level: int) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM resources WHERE level = ? ORDER BY id", (level,))]
