@@ -21,8 +21,9 @@ from psycopg import Connection
 from ..registry import ContentType, Level
 from . import postgres_fast as fast
 from .postgres_batch import PendingRows
+from .postgres_find import candidates_query, run_fast, strip_nul
 from .protocol import ChangeRow, FileInfo, ResourceRow, ViewExtras
-from .rows import constraint_ids, export_dicts, range_bounds, size_totals
+from .rows import export_dicts, size_totals
 
 _FILE_COLUMNS = ("uuid, type, uncompressed_size, uncompressed_md5, compression, compressed_size, "
                  "compressed_md5, revision")
@@ -44,27 +45,6 @@ def _resource(row: Any) -> ResourceRow:
 
 def _text(value: bytes | memoryview) -> str:
     return bytes(value).decode()
-
-
-def strip_nul(value: str) -> str:
-    """Text without NUL (PostgreSQL text cannot hold it); only for values re-checked in Python."""
-    return value.replace("\x00", "") if "\x00" in value else value
-
-
-def glob_to_like(pattern: str) -> str:
-    """An SQLite GLOB pattern (as `matching.glob_for_sqlite` makes them) as a LIKE pattern."""
-    pattern = pattern.replace("[[]", "[")
-    out = []
-    for c in pattern:
-        if c in "\\%_":
-            out.append("\\" + c)
-        elif c == "*":
-            out.append("%")
-        elif c == "?":
-            out.append("_")
-        else:
-            out.append(c)
-    return "".join(out)
 
 
 _LOOKUP = fast.Statement("lookup", "SELECT id, level FROM resources WHERE public_id = $1")
@@ -311,27 +291,10 @@ class PgReader:
         """Ids at `level` satisfying indexed constraints; see `SQLiteReader.find_candidates`."""
         if not constraints:
             return None
-        where = ["r0.level = %s"]
-        params: list[Any] = [level]
-        for filter_level, tag, op, operand in constraints:  # as SQLite: id sets brought down to `level`
-            if op == "eq":
-                cond, values = "i.norm = %s", [strip_nul(operand)]
-            elif op == "in":
-                cond, values = "i.norm = ANY(%s)", [[strip_nul(v) for v in operand]]
-            elif op == "glob":
-                cond, values = "i.norm LIKE %s", [glob_to_like(strip_nul(operand))]
-            elif op == "range":
-                low, high = operand
-                bounds, raw = range_bounds(low, high, "%s")
-                cond, values = bounds or "TRUE", [strip_nul(v) for v in raw]
-            else:
-                raise ValueError(op)
-            where.append(f"r0.id IN ({constraint_ids(level, filter_level, cond, '%s')})")
-            params += [tag, *values]
-        q = f"SELECT r0.id, r0.public_id FROM resources r0 WHERE {' AND '.join(where)} ORDER BY r0.id"
-        rows = self._all(q, params)
+        query, params = candidates_query(level, constraints)
+        rows = run_fast(self.conn, query, params) if self.fast else [(r[0], r[1]) for r in self._all(query, params)]
         if public_ids is not None:
-            public_ids.update((r[0], r[1]) for r in rows)
+            public_ids.update(rows)
         return [r[0] for r in rows]
 
     def ids_of_level(self, level: int) -> list[int]:
