@@ -73,19 +73,38 @@ class FolderStorage:
         raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, f"Cannot create the folder of {uuid}")
 
     def read(self, uuid: str, content_type: int | None = None) -> bytes:
+        """The whole file in one read of its size (a buffered `open` costs a third more: ~9 against
+        6 µs for a small file, the hot path of a download)."""
         try:
-            with open(self._path(uuid), "rb") as f:
-                return f.read()
+            fd = os.open(self._path(uuid), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise OrthancError(ErrorCode.INEXISTENT_FILE) from None
+        try:
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size + 1)  # one byte more: a file that grew meanwhile is read to its end
+            if len(data) <= size:
+                return data
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def read_range(self, uuid: str, start: int, end: int, content_type: int | None = None) -> bytes:
         try:
-            with open(self._path(uuid), "rb") as f:
-                f.seek(start)
-                data = f.read(end - start)
+            fd = os.open(self._path(uuid), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise OrthancError(ErrorCode.INEXISTENT_FILE) from None
+        try:
+            data = os.pread(fd, end - start, start)
+            while 0 < len(data) < end - start:  # (one call reads at most ~2 GB)
+                more = os.pread(fd, end - start - len(data), start + len(data))
+                if not more:
+                    break
+                data += more
+        finally:
+            os.close(fd)
         if len(data) != end - start:
             raise OrthancError(ErrorCode.BAD_RANGE)
         return data
