@@ -46,3 +46,16 @@ def test_wildcards_refused_on_other_vrs():
 
 def test_empty_value_is_no_constraint():
     assert parse_constraint(PN, "", False) is None
+
+
+def test_only_the_plain_case_insensitive_tests_are_settled_by_the_index() -> None:
+    from donjon.core.matching import Constraint, parse_constraint
+    from donjon.dicomweb.qido import FuzzyConstraint
+
+    assert parse_constraint(0x00100010, "DOE*", False).settled_by_index()
+    assert parse_constraint(0x00080020, "20200101-20201231", False).settled_by_index()
+    assert parse_constraint(0x00100020, "A\\B", False).settled_by_index()
+    assert not parse_constraint(0x00100010, "Doe*", True).settled_by_index()  # narrowed on upper case only
+    assert not parse_constraint(0x00100010, "DO\x00E*", False).settled_by_index()  # PostgreSQL drops NUL
+    assert not FuzzyConstraint(0x00100010, "wildcard", value="DOE").settled_by_index()
+    assert not Constraint(0x00100010, "other").settled_by_index()

@@ -101,6 +101,8 @@ class Constraint:
         normalised value only, and PostgreSQL cannot hold NUL (its values are stored without)."""
         if self.case_sensitive or self.kind not in ("equal", "list", "wildcard", "range"):
             return False
+        if type(self).matches is not Constraint.matches:  # a subclass matching otherwise (QIDO's fuzzy)
+            return False
         operands = (self.value, *self.values, self.low or "", self.high or "")
         return not any("\x00" in v for v in operands)
 
