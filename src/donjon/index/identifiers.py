@@ -9,6 +9,8 @@ lookup by tag never meets it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+
 import orjson
 
 from ..core.matching import normalize
@@ -27,4 +29,17 @@ def study_copies(patient_tags: bytes | None) -> list[tuple[int, str]]:
     if not patient_tags:
         return []
     tags = orjson.loads(patient_tags)
-    return [(-tag, normalize(value)) for tag, key in _KEYS if isinstance(value := tags.get(key), str)]
+    return [(on_study(tag), normalize(value)) for tag, key in _KEYS if isinstance(value := tags.get(key), str)]
+
+
+STUDIES_AFTER = "SELECT id, patient_tags FROM resources WHERE level = 2 AND id > {0} ORDER BY id LIMIT 5000"
+
+
+def study_copy_batches(studies_after: Callable[[int], Sequence[tuple[int, bytes | None]]]
+                       ) -> Iterator[list[tuple[int, int, str]]]:
+    """(resource id, tag, norm) rows of every study's copy, a batch at a time, for an index that
+    predates them: `studies_after(id)` answers the next (id, patient tags) rows of `STUDIES_AFTER`."""
+    after = 0
+    while rows := studies_after(after):
+        yield [(rid, tag, norm) for rid, blob in rows for tag, norm in study_copies(blob)]
+        after = rows[-1][0]

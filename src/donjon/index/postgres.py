@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ErrorCode, OrthancError
 from . import postgres_fast as fast
-from .identifiers import study_copies
+from .identifiers import STUDIES_AFTER, study_copy_batches
 from .postgres_jobs import PgJobStore
 from .postgres_queries import PgReader, PgWriter, strip_nul
 from .postgres_settings import PostgresSettings
@@ -64,22 +64,16 @@ def _database_error(e: BaseException) -> OrthancError:
     return OrthancError(ErrorCode.DATABASE, f"PostgreSQL: {e}")
 
 
-
-def add_study_copies(conn: psycopg.Connection[Any], batch: int = 5000) -> None:
-    """Each study's copy of its patient identifiers (index/identifiers.py), from its row's patient tags;
-    in the caller's transaction."""
-    after = 0
-    while True:
-        rows = conn.execute("SELECT id, patient_tags FROM resources WHERE level = 2 AND id > %s ORDER BY id "
-                            "LIMIT %s", (after, batch)).fetchall()
-        if not rows:
-            return
-        copies = [(rid, tag, strip_nul(norm)) for rid, blob in rows for tag, norm in study_copies(blob)]
-        if copies:
+def add_study_copies(conn: psycopg.Connection[Any]) -> None:
+    """Each study's copy of its patient identifiers (index/identifiers.py), in the caller's transaction."""
+    query = STUDIES_AFTER.format("%s")
+    for rows in study_copy_batches(lambda after: conn.execute(query, (after,)).fetchall()):
+        if rows:
             with conn.cursor() as cur:
-                cur.executemany("INSERT INTO identifiers (resource_id, tag, norm) VALUES (%s, %s, %s) "
-                                "ON CONFLICT (resource_id, tag) DO UPDATE SET norm = excluded.norm", copies)
-        after = rows[-1][0]
+                cur.executemany("INSERT INTO identifiers (resource_id, tag, norm) VALUES (%s, %s, %s) ON CONFLICT "
+                                "(resource_id, tag) DO UPDATE SET norm = excluded.norm",
+                                [(rid, tag, strip_nul(norm)) for rid, tag, norm in rows])
+
 
 class _MostRecentFirstPool(ConnectionPool[psycopg.Connection[Any]]):
     """psycopg_pool hands its idle connections out in turn (first in, first out): after a burst of

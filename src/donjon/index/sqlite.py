@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..errors import ErrorCode, OrthancError
 from .group_commit import GroupCommitter, WriteRequest
-from .identifiers import study_copies
+from .identifiers import STUDIES_AFTER, study_copy_batches
 from .protocol import WriterBusy
 from .sqlite_queries import SQLiteReader, SQLiteWriter
 
@@ -50,18 +50,12 @@ def _in_one_transaction(conn: sqlite3.Connection, version: int, statements: tupl
         raise
 
 
+def _add_study_copies(conn: sqlite3.Connection) -> None:
+    """Each study's copy of its patient identifiers (index/identifiers.py)."""
+    query = STUDIES_AFTER.format("?")
+    for rows in study_copy_batches(lambda after: conn.execute(query, (after,)).fetchall()):
+        conn.executemany("INSERT OR REPLACE INTO identifiers (resource_id, tag, norm) VALUES (?, ?, ?)", rows)
 
-def _add_study_copies(conn: sqlite3.Connection, batch: int = 5000) -> None:
-    """Each study's copy of its patient identifiers, from the patient tags of its row."""
-    after = 0
-    while True:
-        rows = conn.execute("SELECT id, patient_tags FROM resources WHERE level = 2 AND id > ? ORDER BY id "
-                            "LIMIT ?", (after, batch)).fetchall()
-        if not rows:
-            return
-        conn.executemany("INSERT OR REPLACE INTO identifiers (resource_id, tag, norm) VALUES (?, ?, ?)",
-                         [(rid, tag, norm) for rid, blob in rows for tag, norm in study_copies(blob)])
-        after = rows[-1][0]
 
 class SQLiteIndex:
     """The default index. `path` is the database file (created with its schema if missing)."""
