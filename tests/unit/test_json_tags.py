@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from donjon.core.views import TagFormat
-from donjon.dicom import dcmtk_names, json_tags
-from donjon.dicom.json_tags import Charset, detect_charset, format_numbers, parse_tag, tag_name
+from donjon.dicom import dcmtk_names, json_tags, tag_dictionary
+from donjon.dicom.json_tags import Charset, detect_charset, format_numbers
+from donjon.dicom.tag_dictionary import parse_tag, tag_name
 from donjon.errors import ErrorCode, OrthancError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def test_private_names_need_their_creator() -> None:
     assert tag_name(0x00092011, "GEMS_GENIE_1") == "StudyFlags"  # any block of the group
     assert tag_name(0x00191014, "GEMS_ACQU_01") == "EndNumberForBaseline"  # white space stripped like DCMTK
     assert tag_name(0x00091011, "SOMEONE ELSE") == json_tags.UNKNOWN_NAME
-    assert json_tags.dictionary_entry(0x00091011, "GEMS_GENIE_1") == ("SL", "StudyFlags")
+    assert tag_dictionary.dictionary_entry(0x00091011, "GEMS_GENIE_1") == ("SL", "StudyFlags")
 
 
 def test_parse_tag() -> None:

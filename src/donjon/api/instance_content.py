@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core.attachments import read_attachment, read_range
 from ..core.views import TagFormat
-from ..dicom import json_tags
+from ..dicom import json_tags, tag_dictionary
 from ..errors import EmptyAnswer, ErrorCode, OrthancError
 from ..index.protocol import FileInfo
 from ..registry import ContentType, Level, Metadata
@@ -105,7 +105,7 @@ def _ignore_length(request: Request) -> frozenset[int]:
     text = request.query.get("ignore-length")
     if text is None:
         return frozenset()
-    return frozenset(json_tags.parse_tag(t) for t in text.split(",") if t)
+    return frozenset(tag_dictionary.parse_tag(t) for t in text.split(",") if t)
 
 
 # -- handlers -------------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ async def _content(api: Api, request: Request, id: str, path: list[str] | None =
 
 def _may_follow_pixel_data(component: str) -> bool:
     try:
-        return json_tags.parse_tag(component) >= json_tags.PIXEL_DATA
+        return tag_dictionary.parse_tag(component) >= json_tags.PIXEL_DATA
     except OrthancError:
         return True  # let the conversion report the unknown tag
 

@@ -28,7 +28,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial, read_sequence
@@ -37,12 +36,11 @@ from pydicom.tag import BaseTag
 
 from ..core.views import TagFormat
 from ..errors import ErrorCode, OrthancError
-from . import dcmtk_names
+from .tag_dictionary import UNKNOWN_NAME, dictionary_entry, format_tag, is_private, parse_tag
 
 PIXEL_DATA = 0x7FE00010
 SPECIFIC_CHARACTER_SET = 0x00080005
 NUMBER_OF_FRAMES = 0x00280008
-UNKNOWN_NAME = "Unknown Tag & Data"
 MAX_STRING_LENGTH = 256  # ORTHANC_MAXIMUM_TAG_LENGTH: longer strings are "TooLong" in /tags
 
 Json = dict[str, Any]
@@ -55,8 +53,6 @@ STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "P
 _NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 # Orthanc's `IsBinaryTag()`: skipped by `/header` (no IncludeBinary flag there).
 _BINARY_VRS = frozenset({"OB", "OW", "UN", "ox"})
-# pydicom's spelling of DCMTK's context-dependent VRs (for implicit-VR files).
-_PYDICOM_AMBIGUOUS_VRS = {"US or SS": "xs", "OB or OW": "ox", "US or SS or OW": "lt", "US or OW": "lt"}
 # Size of the words DCMTK swaps to the host's (little-endian) order when it sends a raw value.
 _SWAP_SIZES = {"US": 2, "SS": 2, "OW": 2, "AT": 2, "xs": 2, "lt": 2, "UL": 4, "SL": 4, "FL": 4, "OF": 4,
                "OL": 4, "up": 4, "FD": 8, "OD": 8, "SV": 8, "UV": 8, "OV": 8}
@@ -131,111 +127,6 @@ def _strip_padding(value: bytes, vr: str) -> bytes:
     value = value.translate(None, _WHITE_SPACE) if vr == "UI" else value.rstrip(b" ")
     nul = value.find(b"\x00")
     return value if nul < 0 else value[:nul]
-
-
-# -- DCMTK's dictionary --------------------------------------------------------------------------------
-
-_PARITY_OK = {"any": lambda n: True, "even": lambda n: n % 2 == 0, "odd": lambda n: n % 2 == 1}
-# Orthanc's `DicomTag::GetMainTagsName()` renames a few main tags; only this one differs from DCMTK 3.6.7
-# (which says "RETIRED_OtherPatientIDs").
-_ORTHANC_NAMES = {0x00101000: "OtherPatientIDs"}
-
-
-def _is_private(group: int) -> bool:
-    """DCMTK's `isPrivate()`: odd groups except the illegal 1, 3, 5, 7 and FFFF."""
-    return group & 1 == 1 and group not in (1, 3, 5, 7, 0xFFFF)
-
-
-_ENTRY_CACHE: dict[tuple[int, str | None], tuple[str, str] | None] = {}
-
-
-def dictionary_entry(tag: int, creator: str | None = None) -> tuple[str, str] | None:
-    """(DCMTK VR, name) as Orthanc's DCMTK sees them, or None when its dictionary does not know the tag."""
-    key = (int(tag), creator)
-    try:
-        return _ENTRY_CACHE[key]
-    except KeyError:
-        pass
-    entry = _lookup(key[0], creator)
-    if len(_ENTRY_CACHE) < 100_000:  # bounded: private creators come from the files
-        _ENTRY_CACHE[key] = entry
-    return entry
-
-
-def _lookup(tag: int, creator: str | None) -> tuple[str, str] | None:
-    group, element = tag >> 16, tag & 0xFFFF
-    if creator is not None:
-        entry = dcmtk_names.PRIVATE.get((group, creator, element))
-        if entry is None:
-            entry = dcmtk_names.PRIVATE.get((group, creator, element & 0xFF))
-        if entry is not None:
-            return entry
-        for g1, g2, parity, c, e, vr, name in dcmtk_names.PRIVATE_REPEATING:
-            if c == creator and g1 <= group <= g2 and _PARITY_OK[parity](group) and e == element & 0xFF:
-                return vr, name
-        return None
-    if tag not in dcmtk_names.NOT_IN_DCMTK:
-        known = DicomDictionary.get(tag)
-        if known is not None:
-            vr = dcmtk_names.VRS.get(tag) or _PYDICOM_AMBIGUOUS_VRS.get(known[0], known[0])
-            return vr, _ORTHANC_NAMES.get(tag) or dcmtk_names.NAMES.get(tag, known[4])
-        name = dcmtk_names.NAMES.get(tag)
-        if name is not None:
-            return dcmtk_names.VRS[tag], name
-    for g1, g2, gpar, e1, e2, epar, vr, name in dcmtk_names.REPEATING:
-        if g1 <= group <= g2 and e1 <= element <= e2 and _PARITY_OK[gpar](group) and _PARITY_OK[epar](element):
-            return vr, name
-    return None
-
-
-def tag_name(tag: int, creator: str | None = None) -> str:
-    entry = dictionary_entry(tag, creator)
-    return entry[1] if entry is not None else UNKNOWN_NAME
-
-
-_FORMATTED: dict[int, str] = {}
-
-
-def format_tag(tag: int) -> str:
-    """`gggg,eeee`, Orthanc's key (cached: the same few thousand tags come back all the time)."""
-    text = _FORMATTED.get(tag)
-    if text is None:
-        text = f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
-        if len(_FORMATTED) < 100_000:
-            _FORMATTED[int(tag)] = text
-    return text
-
-
-_HEX_TAG = re.compile(r"^([0-9A-Fa-f]{4})[-,]?([0-9A-Fa-f]{4})$")
-_NAMES_TO_TAGS: dict[str, int] = {}
-
-
-def parse_tag(text: str) -> int:
-    """Orthanc's `FromDcmtkBridge::ParseTag()`: `gggg-eeee`, `gggg,eeee`, `ggggeeee` or a DCMTK name.
-
-    An unknown name raises UnknownDicomTag (Orthanc answers 500 code 27).
-    """
-    match = _HEX_TAG.match(text)
-    if match is not None and (len(text) == 8 or len(text) == 9):
-        return int(match[1], 16) << 16 | int(match[2], 16)
-    if not _NAMES_TO_TAGS:
-        _NAMES_TO_TAGS.update(_dcmtk_public_names())
-    tag = _NAMES_TO_TAGS.get(text)
-    if tag is None:
-        raise OrthancError(ErrorCode.UNKNOWN_DICOM_TAG)
-    return tag
-
-
-def _dcmtk_public_names() -> dict[str, int]:
-    names: dict[str, int] = {}
-    for g1, _g2, _gp, e1, _e2, _ep, _vr, name in reversed(dcmtk_names.REPEATING):
-        names[name] = g1 << 16 | e1
-    for tag, known in DicomDictionary.items():
-        if tag not in dcmtk_names.NOT_IN_DCMTK and tag not in dcmtk_names.NAMES and known[4]:
-            names[known[4]] = tag
-    for tag, name in dcmtk_names.NAMES.items():
-        names[name] = tag
-    return names
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -374,7 +265,7 @@ class _Walker:
         """(group, block) -> private creator, from the reservations (gggg,0010-00FF) of one item."""
         out: dict[tuple[int, int], str] = {}
         for tag, elem in ds._dict.items():
-            if 0x10 <= tag & 0xFFFF <= 0xFF and _is_private(tag >> 16):
+            if 0x10 <= tag & 0xFFFF <= 0xFF and is_private(tag >> 16):
                 raw = _value_bytes(elem)
                 if raw:
                     text = _strip_padding(raw, "LO").decode("latin_1")
@@ -385,7 +276,7 @@ class _Walker:
     @staticmethod
     def creator_of(tag: int, creators: dict[tuple[int, int], str]) -> str | None:
         group, element = tag >> 16, tag & 0xFFFF
-        if not _is_private(group) or element < 0x1000:
+        if not is_private(group) or element < 0x1000:
             return None
         return creators.get((group, element >> 8))
 
@@ -436,7 +327,7 @@ class _JsonConverter(_Walker):
         for tag in sorted(map(int, elements)):
             if top_level_until_pixels and tag > PIXEL_DATA:
                 break
-            if not self.include_private and _is_private(tag >> 16):
+            if not self.include_private and is_private(tag >> 16):
                 continue
             creator = self.creator_of(tag, creators)
             entry = dictionary_entry(tag, creator)
@@ -706,5 +597,4 @@ def frames_count(parsed: ParsedFile) -> int:
 
 
 __all__ = ["Charset", "ParsedFile", "SharedTags", "content", "convert", "detect_charset", "dicom_to_json",
-           "dictionary_entry", "format_numbers", "frames_count", "header_to_json", "parse_tag", "read_dicom",
-           "simplify", "tag_name"]
+           "format_numbers", "frames_count", "header_to_json", "read_dicom", "simplify"]

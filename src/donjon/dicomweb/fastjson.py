@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..dicom.json_tags import dictionary_entry
+from ..dicom.tag_dictionary import dictionary_entry
 from ..dicom.values import dataset_encodings, decode_string
 from .json_model import (
     _CONCRETE_VR,

@@ -18,7 +18,8 @@ from xml.sax.saxutils import escape, quoteattr
 import orjson
 from pydicom.dataset import Dataset
 
-from ..dicom.json_tags import ParsedFile, _value_bytes, _Walker, dictionary_entry, tag_name
+from ..dicom.json_tags import ParsedFile, _value_bytes, _Walker
+from ..dicom.tag_dictionary import dictionary_entry, tag_name
 from ..dicom.values import dataset_encodings, decode_string
 
 Json = dict[str, Any]

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..core.attachments import read_attachment, read_range
-from ..dicom.json_tags import parse_tag, read_dicom
+from ..dicom.json_tags import read_dicom
+from ..dicom.tag_dictionary import parse_tag
 from ..errors import ErrorCode, OrthancError
 from ..registry import ChangeType, CompressionType, Level
 from . import fastjson, json_model

@@ -21,8 +21,8 @@ import orjson
 
 from ..core.find import FindQuery, find, read_header
 from ..core.matching import Constraint, glob_match, normalize, parse_constraint
-from ..dicom.json_tags import parse_tag
 from ..dicom.main_tags import MAIN_TAGS
+from ..dicom.tag_dictionary import parse_tag
 from ..errors import ErrorCode, OrthancError
 from ..registry import Level, Metadata
 from . import json_model

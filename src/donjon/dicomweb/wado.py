@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.attachments import read_attachment
-from ..dicom.json_tags import PIXEL_DATA, _fragments, _value_bytes, _Walker, dictionary_entry, read_dicom
+from ..dicom.json_tags import PIXEL_DATA, _fragments, _value_bytes, _Walker, read_dicom
+from ..dicom.tag_dictionary import dictionary_entry
 from ..errors import ErrorCode, OrthancError
 from . import transcode
 from .lookup import InstanceRef

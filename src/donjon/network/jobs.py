@@ -14,8 +14,8 @@ from pydicom.dataset import Dataset
 
 from ..core.clock import now_utc
 from ..core.store import StoreOrigin
-from ..dicom.json_tags import tag_name
 from ..dicom.main_tags import format_tag
+from ..dicom.tag_dictionary import tag_name
 from ..errors import ErrorCode, OrthancError
 from ..jobs.engine import CONTINUE, SUCCESS, Job, StepResult, StopReason, failure
 from ..jobs.instances import InstancesJob

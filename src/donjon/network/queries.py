@@ -21,8 +21,9 @@ from pynetdicom.dsutils import encode
 
 from ..core.dicom_query import COUNTERS, identifier_values
 from ..core.views import TagFormat
-from ..dicom.json_tags import convert, tag_name
+from ..dicom.json_tags import convert
 from ..dicom.main_tags import format_tag
+from ..dicom.tag_dictionary import tag_name
 from ..dicom.values import DEFAULT_ENCODINGS, dataset_encodings, dictionary_vr
 from ..registry import Level
 from . import scu

@@ -16,8 +16,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom.dsutils import encode
 
-from ..dicom.json_tags import parse_tag
 from ..dicom.modify import _element_for, _Encoding
+from ..dicom.tag_dictionary import parse_tag
 from ..dicom.values import DEFAULT_ENCODINGS, dataset_encodings
 from ..errors import ErrorCode, OrthancError
 from ..network.answers import SPECIFIC_CHARACTER_SETS

@@ -20,7 +20,7 @@ from pydicom.uid import UID
 from pynetdicom.dsutils import encode
 
 from ..core.dicom_query import identifier_values
-from ..dicom.json_tags import tag_name
+from ..dicom.tag_dictionary import tag_name
 from ..errors import ErrorCode
 from .exceptions import OrthancException, UnsupportedCall
 from .guard import log_traceback

@@ -20,7 +20,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..core.views import TagFormat
-from ..dicom.json_tags import convert, dictionary_entry, tag_name
+from ..dicom.json_tags import convert
+from ..dicom.tag_dictionary import dictionary_entry, tag_name
 from ..errors import ErrorCode, OrthancError, describe
 from ..registry import USER_KEY_MIN, Level
 from . import enums
@@ -123,7 +124,7 @@ def build_module(host: PluginHost) -> types.ModuleType:
         return tag_name((int(group) << 16) | int(element), private_creator or None)
 
     def LookupDictionary(name: str) -> dict[str, int]:
-        from ..dicom.json_tags import parse_tag
+        from ..dicom.tag_dictionary import parse_tag
         try:
             tag = parse_tag(name)
         except OrthancError:
