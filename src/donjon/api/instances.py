@@ -126,8 +126,12 @@ async def download(api: Api, request: Request, id: str) -> Response:
         else:
             data = read_attachment(ctx.storage, info)
     except OrthancError as e:
-        fresh = ctx.instance_file(id, refresh=True) if e.code == ErrorCode.INEXISTENT_FILE else None
-        if fresh is None or fresh.uuid == info.uuid:
+        if e.code != ErrorCode.INEXISTENT_FILE:
+            raise
+        fresh = ctx.instance_file(id, refresh=True)  # the cached record named a deleted or replaced file
+        if fresh is None:
+            raise OrthancError(ErrorCode.UNKNOWN_RESOURCE) from None
+        if fresh.uuid == info.uuid:
             raise
         data = await api.run(read_attachment, ctx.storage, fresh)
         info = fresh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,6 +91,7 @@ class ServerContext:
         self.events = EventBus()
         self.plugins: PluginHost | None = None  # set by the Python plugin host, if a script is configured
         self._file_cache: dict[str, FileInfo] = {}
+        self._file_cache_lock = threading.Lock()
         self.stable = StableMonitor(config["StableAge"], self._record_stable)
         self.stable.start()
         if self.recycler.active():
@@ -144,10 +146,19 @@ class ServerContext:
             cache.pop(public_id, None)
             return None
         assert isinstance(found, FileInfo)
-        if len(cache) >= _FILE_CACHE_SIZE:
-            cache.pop(next(iter(cache)))
-        cache[public_id] = found
+        self.remember_instance_file(public_id, found)
         return found
+
+    def remember_instance_file(self, public_id: str, info: FileInfo) -> None:
+        """Cache the DICOM file record of an instance: read, or just stored (a client often reads
+        what just arrived: a viewer, a forward to a peer; Orthanc keeps those files in memory)."""
+        if self.index.shared:
+            return
+        cache = self._file_cache
+        with self._file_cache_lock:  # stores run on several threads
+            if len(cache) >= _FILE_CACHE_SIZE:
+                cache.pop(next(iter(cache)), None)
+            cache[public_id] = info
 
     def after_deletion(self, deletion: Deletion) -> None:
         for f in deletion.files:

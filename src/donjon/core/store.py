@@ -105,6 +105,7 @@ def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
             ctx.storage.remove(f.uuid, f.content_type)
         return StoreResult(outcome.status, ids)
     ctx.index_sync.committed([f.uuid for f in files])
+    ctx.remember_instance_file(ids.instance, files[0])  # (the DICOM file comes first)
     if outcome.deletion is not None:
         ctx.after_deletion(outcome.deletion)
     ctx.stable.mark_unstable(outcome.chain)
