@@ -3,7 +3,6 @@ deletions, and a record gone stale never turns into a wrong answer."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from donjon.core.store import StoreOrigin
 from donjon.index.protocol import FileInfo
 from donjon.registry import ContentType, Level
 from tests.faults.crafted import base_dataset, to_bytes
+from tests.support.aio import run_in_own_thread
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _get(app: DonjonApp, path: str) -> tuple[int, bytes]:
-    response = asyncio.run(app.handle(Request("GET", path, b"", {}, "127.0.0.1", b"")))
+    response = run_in_own_thread(lambda: app.handle(Request("GET", path, b"", {}, "127.0.0.1", b"")))
     return response.status, response.body
 
 

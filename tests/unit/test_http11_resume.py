@@ -4,32 +4,12 @@ yield, cancellation)."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
 from donjon.api.http11 import _resume
-
-
-def _run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """`asyncio.run` in a thread of its own: a test run earlier in this process may leave a loop
-    marked running in the main thread (Playwright's sync API does)."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(main())
-        except BaseException as e:  # re-raised in the test's thread
-            outcome["error"] = e
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
+from tests.support.aio import run_in_own_thread
 
 
 def _start(coro: Any) -> asyncio.Task[None]:
@@ -57,7 +37,7 @@ def test_results_failures_and_bare_yields_reach_the_coroutine() -> None:
         loop.call_later(0.02, bad.set_exception, ValueError("boom"))
         await task
 
-    _run(main)
+    run_in_own_thread(main)
     assert seen == [1, "boom", 7]
 
 
@@ -79,5 +59,5 @@ def test_cancelling_the_task_runs_the_coroutine_clean_up() -> None:
             await task
         return never
 
-    never = _run(main)
+    never = run_in_own_thread(main)
     assert events == ["cleaned up"] and never.cancelled()
