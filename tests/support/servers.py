@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,16 +31,43 @@ ORTHANC = shutil.which("Orthanc")
 _GIVEN_PORTS: set[int] = set()
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_EPHEMERAL = _ephemeral_range()
+
+
 def free_port() -> int:
-    """A port nobody listens on now, and not one this process handed out before: the kernel may give
-    the same ephemeral port to two calls in a row (a server's HTTP and DICOM ports collided once)."""
-    for _ in range(100):
+    """A port nobody listens on now, below the kernel's ephemeral range and not one this process handed
+    out before. A port from that range (`bind(0)`) can be taken meanwhile as the local port of an
+    outgoing connection (the PostgreSQL pool, an HTTP client): a server then failed to start with
+    "Address already in use"."""
+    low = 20000 if _EPHEMERAL[0] > 21000 else 10000
+    high = min(_EPHEMERAL[0], 65536) - 1
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    worker = int("0" + "".join(c for c in os.environ.get("PYTEST_XDIST_WORKER", "") if c.isdigit()))
+    if workers > 1 and high - low > 100 * workers:  # a share of the range per test worker: no two pick alike
+        share = (high - low) // workers
+        low, high = low + share * (worker % workers), low + share * (worker % workers + 1) - 1
+    for _ in range(200):
+        port = random.randint(low, high) if high > low else 0
+        if port in _GIVEN_PORTS:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
             port = int(s.getsockname()[1])
         if port not in _GIVEN_PORTS:
             _GIVEN_PORTS.add(port)
             return port
+    raise RuntimeError("no free TCP port")
     return port
 
 
