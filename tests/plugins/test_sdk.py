@@ -176,10 +176,12 @@ def test_stored_instance_callback_sees_the_instance(server: Server) -> None:
 
 def test_changes_are_delivered_with_the_sdk_numbers(server: Server) -> None:
     stored = server.post("/instances", content=variant("SDK-CHANGES")).json()
-    changes = events(server, "change")
+    new_instance = {"kind": "change", "change": 3, "level": 3, "id": stored["ID"]}  # NEW_INSTANCE
+    new_study = {"kind": "change", "change": 6, "level": 1, "id": stored["ParentStudy"]}  # NEW_STUDY
+    # (the plugin's change callbacks run on their own thread, after the answer of the store)
+    changes = wait_for(lambda: (found := events(server, "change")) and new_instance in found
+                       and new_study in found and found, what="NewInstance and NewStudy")
     assert changes[0] == {"kind": "change", "change": 10, "level": 4, "id": ""}  # ORTHANC_STARTED
-    assert {"kind": "change", "change": 3, "level": 3, "id": stored["ID"]} in changes  # NEW_INSTANCE
-    assert {"kind": "change", "change": 6, "level": 1, "id": stored["ParentStudy"]} in changes  # NEW_STUDY
     wait_for(lambda: {"kind": "change", "change": 9, "level": 1, "id": stored["ParentStudy"]}
              in events(server, "change"), what="StableStudy")
     job = server.post(f"/studies/{stored['ParentStudy']}/anonymize", json={"Asynchronous": True}).json()["ID"]
