@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pydicom.dataset import Dataset
 
 from tests.diff.test_resources_diff import charset_resource_ids, error_shape, normalise
-from tests.support.dicom_files import file_bytes
+from tests.faults.crafted import base_dataset, to_bytes
 from tests.support.servers import Server, sample_files, start_donjon
 
 pytestmark = pytest.mark.orthanc
@@ -22,10 +21,10 @@ def pair(orthanc: Server, samples: Any) -> Iterator[tuple[Server, Server]]:
         data = f.read_bytes()
         orthanc.post("/instances", content=data)
         donjon.post("/instances", content=data)
-    tricky = [orthanc.post("/instances", content=_named(i, n)).json()["ParentPatient"]
-              for i, n in enumerate(TRICKY_NAMES)]
-    for i, n in enumerate(TRICKY_NAMES):
-        donjon.post("/instances", content=_named(i, n))
+    named = [_named(i, n) for i, n in enumerate(TRICKY_NAMES)]  # made once: random UIDs, the same for both
+    tricky = [orthanc.post("/instances", content=data).json()["ParentPatient"] for data in named]
+    for data in named:
+        donjon.post("/instances", content=data)
     yield orthanc, donjon
     donjon.stop()
     for patient in tricky:  # the session's Orthanc goes back to the samples alone, as other modules expect
@@ -39,17 +38,11 @@ TRICKY_NAMES = ["100%^PURE", "A_B^C", "AXB^C", "[X]^Y", "X^Y", "smith^john", "Ab
 
 
 def _named(index: int, name: str) -> bytes:
-    ds = Dataset()
+    ds = base_dataset(f"TRICKY{index}")
     ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.StudyInstanceUID = f"1.2.826.0.1.3680043.8.498.77.{index}"
-    ds.SeriesInstanceUID = f"{ds.StudyInstanceUID}.1"
-    ds.SOPInstanceUID = f"{ds.SeriesInstanceUID}.1"
-    ds.PatientID = f"TRICKY{index}"
     ds.PatientName = name
     ds.StudyDate = f"2011010{index % 10}"
-    ds.Modality = "OT"
-    return file_bytes(ds)
+    return to_bytes(ds)
 
 
 TRICKY_QUERIES: list[dict[str, Any]] = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from ..storage.factory import open_storage
 from ..storage.folder import FolderStorage
 from ..storage.protocol import StorageArea
 from .attachments import AttachmentPolicy
+from .bounded import put_bounded
 from .clock import now_utc
 from .deletion import Deletion, delete_cascade
 from .events import ChangeEvent, EventBus
@@ -91,7 +91,6 @@ class ServerContext:
         self.events = EventBus()
         self.plugins: PluginHost | None = None  # set by the Python plugin host, if a script is configured
         self._file_cache: dict[str, FileInfo] = {}
-        self._file_cache_lock = threading.Lock()
         self.stable = StableMonitor(config["StableAge"], self._record_stable)
         self.stable.start()
         if self.recycler.active():
@@ -154,11 +153,7 @@ class ServerContext:
         what just arrived: a viewer, a forward to a peer; Orthanc keeps those files in memory)."""
         if self.index.shared:
             return
-        cache = self._file_cache
-        with self._file_cache_lock:  # stores run on several threads
-            if len(cache) >= _FILE_CACHE_SIZE:
-                cache.pop(next(iter(cache)), None)
-            cache[public_id] = info
+        put_bounded(self._file_cache, public_id, info, _FILE_CACHE_SIZE)
 
     def after_deletion(self, deletion: Deletion) -> None:
         for f in deletion.files:

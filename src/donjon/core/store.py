@@ -204,7 +204,7 @@ def _write_files(ctx: ServerContext, data: bytes, parsed: ParsedInstance) -> lis
 def _header_files(ctx: ServerContext, data: bytes, parsed: ParsedInstance) -> list[FileInfo]:
     """The header up to the pixel data, as attachment 3, where reading it from the DICOM file would
     mean reading (or decompressing) the whole file."""
-    if parsed.pixel_data_offset is None or not (ctx.attachment_policy.compress or not ctx.storage.has_read_range()):
+    if parsed.pixel_data_offset is None or (not ctx.attachment_policy.compress and ctx.storage.has_read_range()):
         return []
     return [write_attachment(ctx.storage, data[:parsed.pixel_data_offset], ContentType.DICOM_UNTIL_PIXEL_DATA,
                              ctx.attachment_policy)]

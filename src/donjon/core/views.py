@@ -14,6 +14,7 @@ import orjson
 from ..dicom.main_tags import MAIN_TAG_NAMES, format_tag
 from ..index.protocol import ResourceRow
 from ..registry import CHILDREN_FIELD, PARENT_FIELD, Level, Metadata
+from .bounded import put_bounded
 from .store import series_status
 
 if TYPE_CHECKING:
@@ -53,12 +54,7 @@ def format_main_tags(blob: bytes | None, fmt: TagFormat) -> dict[str, Any]:
     else:
         out = {k: {"Name": _NAME_OF_KEY.get(k, "Unknown Tag & Data"), "Type": "String", "Value": v}
                for k, v in tags.items()}
-    if len(_FORMATTED) >= _FORMATTED_MAX:
-        try:  # the oldest entry (another thread may be evicting at the same time)
-            _FORMATTED.pop(next(iter(_FORMATTED)), None)
-        except (RuntimeError, StopIteration):
-            pass
-    _FORMATTED[key] = out
+    put_bounded(_FORMATTED, key, out, _FORMATTED_MAX)
     return out
 
 

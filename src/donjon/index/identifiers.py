@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 import orjson
 
 from ..core.matching import normalize
+from ..dicom.main_tags import format_tag
 
 PATIENT_IDENTIFIER_TAGS = (0x00100020, 0x00100010, 0x00100030)  # PatientID, PatientName, PatientBirthDate
-_KEYS = tuple((tag, f"{tag >> 16:04x},{tag & 0xFFFF:04x}") for tag in PATIENT_IDENTIFIER_TAGS)
+_KEYS = tuple((tag, format_tag(tag)) for tag in PATIENT_IDENTIFIER_TAGS)
 
 
 def on_study(tag: int) -> int:

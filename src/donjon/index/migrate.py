@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from ..errors import ErrorCode, OrthancError
 from ..registry import ConfigurationError
 from .identifiers import study_copies
-from .postgres_queries import strip_nul
+from .postgres_find import strip_nul
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..errors import ErrorCode, OrthancError
 from . import postgres_fast as fast
 from .identifiers import STUDIES_AFTER, study_copy_batches
+from .postgres_find import strip_nul
 from .postgres_jobs import PgJobStore
-from .postgres_queries import PgReader, PgWriter, strip_nul
+from .postgres_queries import PgReader, PgWriter
 from .postgres_settings import PostgresSettings
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from . import postgres_fast as fast
-from .postgres_queries import strip_nul
+from .postgres_find import strip_nul
 from .protocol import FileInfo
 
 if TYPE_CHECKING:
