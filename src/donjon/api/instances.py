@@ -10,7 +10,7 @@ import zipfile
 import zlib
 
 from ..core.attachments import read_attachment
-from ..core.store import StoreOrigin
+from ..core.store import StoreOrigin, store_instance_on_loop
 from ..errors import ErrorCode, OrthancError
 from ..limits import Limits, too_large
 from ..registry import CompressionType, Origin
@@ -59,7 +59,7 @@ async def upload(api: Api, request: Request) -> Response:
     if body[:4] == b"PK\x03\x04":
         answers = await api.run(_store_zip, api, body, origin)
         return json_response(answers)
-    result = await api.run(api.ctx.store, body, origin)
+    result = await store_instance_on_loop(api.ctx, body, origin, api.run)
     return json_response(result.answer())
 
 

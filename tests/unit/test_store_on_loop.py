@@ -1,0 +1,185 @@
+"""`POST /instances` runs the Python steps of a store on the event loop and hands only the file's
+write to a worker (core/store.py `store_instance_on_loop`): the answers, the files left on disk, the
+index and the journal must be those of the store that runs everything on a worker, whatever fails,
+and the work must go where the design says (one hand-over for a common store)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from donjon.config import Configuration
+from donjon.core.context import ServerContext
+from donjon.core.store import StoreOrigin, StoreResult, store_instance_on_loop
+from donjon.dicom.parse import parse_instance
+from donjon.errors import ErrorCode, OrthancError
+from donjon.registry import ChangeType, ContentType
+from tests.faults.crafted import base_dataset, to_bytes
+from tests.support.aio import run_in_own_thread
+from tests.support.stored import folder_uuids
+
+
+def _context(tmp_path: Path, **options: Any) -> ServerContext:
+    raw = {"StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
+           "StableAge": 3600, **options}
+    return ServerContext(Configuration(raw), no_jobs=True)
+
+
+class _Offload:
+    """A worker pool that records what it was handed."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=2)
+        self.calls: list[str] = []
+
+    async def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.calls.append(fn.__name__)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+
+def _store(ctx: ServerContext, data: bytes, offload: _Offload) -> StoreResult:
+    async def main() -> StoreResult:
+        return await store_instance_on_loop(ctx, data, StoreOrigin(), offload)
+    return run_in_own_thread(main)  # type: ignore[no-any-return]
+
+
+def _unsettled(ctx: ServerContext) -> int:
+    ctx.index_sync.flush()
+    return len(ctx.storage.journal._pending)  # type: ignore[attr-defined]
+
+
+def _instances(ctx: ServerContext) -> int:
+    return ctx.index.reader().counters()["level4"]
+
+
+def test_a_common_store_hands_only_its_file_to_a_worker(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    offload = _Offload()
+    try:
+        data = to_bytes(base_dataset("LOOP"))
+        result = _store(ctx, data, offload)
+        assert result.status == "Success"
+        assert offload.calls == ["write_attachment"]  # parsed and indexed on the loop
+        files = folder_uuids(tmp_path / "storage")
+        assert len(files) == 1
+        uuid = next(iter(files))
+        assert (tmp_path / "storage" / uuid[0:2] / uuid[2:4] / uuid).read_bytes() == data
+        assert ctx.instance_file(result.ids.instance) is not None
+        assert _instances(ctx) == 1
+
+        again = _store(ctx, data, offload)
+        assert again.status == "AlreadyStored"
+        assert again.ids == result.ids
+        assert folder_uuids(tmp_path / "storage") == files  # the second copy was written, then removed
+        assert _unsettled(ctx) == 0
+        assert _instances(ctx) == 1
+        changes = [c.change_type for c in ctx.index.reader().changes(0, 100)]
+        assert changes == [ChangeType.NEW_INSTANCE, ChangeType.NEW_SERIES, ChangeType.NEW_STUDY, ChangeType.NEW_PATIENT]
+    finally:
+        ctx.close()
+        offload.pool.shutdown()
+
+
+def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    offload = _Offload()
+    try:
+        ds = base_dataset("LOOP")
+        del ds.SOPInstanceUID
+        data = to_bytes(ds)
+        with pytest.raises(OrthancError) as expected:
+            parse_instance(data)
+        with pytest.raises(OrthancError) as error:
+            _store(ctx, data, offload)
+        assert error.value.code == expected.value.code == ErrorCode.INEXISTENT_TAG
+        assert offload.calls == ["write_attachment"]  # written while it was parsed, then removed
+        assert folder_uuids(tmp_path / "storage") == set()
+        assert _unsettled(ctx) == 0
+        assert _instances(ctx) == 0
+    finally:
+        ctx.close()
+        offload.pool.shutdown()
+
+
+def test_garbage_is_never_written(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    offload = _Offload()
+    try:
+        with pytest.raises(OrthancError) as error:
+            _store(ctx, b"\x00" * 64 + b"not DICOM at all" * 10, offload)
+        assert error.value.code == ErrorCode.BAD_FILE_FORMAT
+        assert offload.calls == []
+        assert folder_uuids(tmp_path / "storage") == set()
+    finally:
+        ctx.close()
+        offload.pool.shutdown()
+
+
+def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path) -> None:
+    """Another thread's batch holds the writer: the loop does not wait for it."""
+    ctx = _context(tmp_path)
+    offload = _Offload()
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(tx: Any) -> None:
+        inside.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=ctx.index.write, args=(hold,))
+    try:
+        holder.start()
+        assert inside.wait(10)
+        threading.Timer(0.3, release.set).start()
+        result = _store(ctx, to_bytes(base_dataset("BUSY")), offload)
+        assert result.status == "Success"
+        assert offload.calls == ["write_attachment", "_index_and_finish"]
+        assert _instances(ctx) == 1
+        assert len(folder_uuids(tmp_path / "storage")) == 1
+        assert _unsettled(ctx) == 0
+    finally:
+        release.set()
+        holder.join()
+        ctx.close()
+        offload.pool.shutdown()
+
+
+def test_a_recycling_store_is_indexed_on_a_worker(tmp_path: Path) -> None:
+    """A recycling pass may delete a patient of any size and unlink its files: never on the loop."""
+    ctx = _context(tmp_path, MaximumPatientCount=1)
+    offload = _Offload()
+    try:
+        first = _store(ctx, to_bytes(base_dataset("RECYCLE1")), offload)
+        second = _store(ctx, to_bytes(base_dataset("RECYCLE2")), offload)
+        assert first.status == second.status == "Success"
+        assert offload.calls == ["write_attachment", "_index_and_finish"] * 2
+        assert ctx.index.reader().counters()["level1"] == 1  # the first patient was recycled
+        assert len(folder_uuids(tmp_path / "storage")) == 1
+    finally:
+        ctx.close()
+        offload.pool.shutdown()
+
+
+def test_compressed_storage_writes_the_header_attachment(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, StorageCompression=True)
+    offload = _Offload()
+    try:
+        ds = base_dataset("COMPRESSED")
+        ds.PixelData = b"\x00\x01" * 64
+        ds["PixelData"].VR = "OW"
+        result = _store(ctx, to_bytes(ds), offload)
+        assert result.status == "Success"
+        assert offload.calls == ["write_attachment", "_header_files"]
+        reader = ctx.index.reader()
+        internal = reader.lookup(result.ids.instance)
+        assert internal is not None
+        assert sorted(reader.attachments(internal[0])) == [ContentType.DICOM, ContentType.DICOM_UNTIL_PIXEL_DATA]
+        assert len(folder_uuids(tmp_path / "storage")) == 2
+    finally:
+        ctx.close()
+        offload.pool.shutdown()
