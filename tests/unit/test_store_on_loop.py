@@ -1,19 +1,20 @@
-"""`POST /instances` runs the Python steps of a store on the event loop and hands only the file's
-write to a worker (core/store.py `store_instance_on_loop`): the answers, the files left on disk, the
-index and the journal must be those of the store that runs everything on a worker, whatever fails,
-and the work must go where the design says (one hand-over for a common store)."""
+"""`POST /instances` among other stores runs the Python steps of a store on the event loop and hands
+only the file's write to a worker (core/store.py `store_instance_on_loop`): the answers, the files
+left on disk, the index and the journal must be those of the store that runs everything on a worker,
+whatever fails, and the work must go where the design says (one hand-over for a common store)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import donjon.core.store as store_module
 from donjon.config import Configuration
 from donjon.core.context import ServerContext
 from donjon.core.store import StoreOrigin, StoreResult, store_instance_on_loop
@@ -23,6 +24,13 @@ from donjon.registry import ChangeType, ContentType
 from tests.faults.crafted import base_dataset, to_bytes
 from tests.support.aio import run_in_own_thread
 from tests.support.stored import folder_uuids
+
+
+@pytest.fixture
+def among_others() -> Iterator[None]:
+    """Another store in flight: the way of stores among others (a store alone goes another way)."""
+    with store_module._in_flight.enter():
+        yield
 
 
 def _context(tmp_path: Path, **options: Any) -> ServerContext:
@@ -58,7 +66,7 @@ def _instances(ctx: ServerContext) -> int:
     return ctx.index.reader().counters()["level4"]
 
 
-def test_a_common_store_hands_only_its_file_to_a_worker(tmp_path: Path) -> None:
+def test_a_common_store_hands_only_its_file_to_a_worker(tmp_path: Path, among_others: None) -> None:
     ctx = _context(tmp_path)
     offload = _Offload()
     try:
@@ -86,7 +94,7 @@ def test_a_common_store_hands_only_its_file_to_a_worker(tmp_path: Path) -> None:
         offload.pool.shutdown()
 
 
-def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path) -> None:
+def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path, among_others: None) -> None:
     ctx = _context(tmp_path)
     offload = _Offload()
     try:
@@ -107,7 +115,7 @@ def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path) -> 
         offload.pool.shutdown()
 
 
-def test_garbage_is_never_written(tmp_path: Path) -> None:
+def test_garbage_is_never_written(tmp_path: Path, among_others: None) -> None:
     ctx = _context(tmp_path)
     offload = _Offload()
     try:
@@ -121,7 +129,7 @@ def test_garbage_is_never_written(tmp_path: Path) -> None:
         offload.pool.shutdown()
 
 
-def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path) -> None:
+def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path, among_others: None) -> None:
     """Another thread's batch holds the writer: the loop does not wait for it."""
     ctx = _context(tmp_path)
     offload = _Offload()
@@ -149,7 +157,7 @@ def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path) -> None:
         offload.pool.shutdown()
 
 
-def test_a_recycling_store_is_indexed_on_a_worker(tmp_path: Path) -> None:
+def test_a_recycling_store_is_indexed_on_a_worker(tmp_path: Path, among_others: None) -> None:
     """A recycling pass may delete a patient of any size and unlink its files: never on the loop."""
     ctx = _context(tmp_path, MaximumPatientCount=1)
     offload = _Offload()
@@ -165,7 +173,7 @@ def test_a_recycling_store_is_indexed_on_a_worker(tmp_path: Path) -> None:
         offload.pool.shutdown()
 
 
-def test_compressed_storage_writes_the_header_attachment(tmp_path: Path) -> None:
+def test_compressed_storage_writes_the_header_attachment(tmp_path: Path, among_others: None) -> None:
     ctx = _context(tmp_path, StorageCompression=True)
     offload = _Offload()
     try:
@@ -180,6 +188,21 @@ def test_compressed_storage_writes_the_header_attachment(tmp_path: Path) -> None
         assert internal is not None
         assert sorted(reader.attachments(internal[0])) == [ContentType.DICOM, ContentType.DICOM_UNTIL_PIXEL_DATA]
         assert len(folder_uuids(tmp_path / "storage")) == 2
+    finally:
+        ctx.close()
+        offload.pool.shutdown()
+
+
+def test_a_store_alone_runs_on_a_worker(tmp_path: Path) -> None:
+    """Alone, a store's worker parses on a helper during the fsync (tests/unit/test_store_overlap.py),
+    which the loop's parse cannot do: the worker would wait for the parse to let go of Python's lock."""
+    ctx = _context(tmp_path)
+    offload = _Offload()
+    try:
+        result = _store(ctx, to_bytes(base_dataset("ALONE")), offload)
+        assert result.status == "Success"
+        assert offload.calls == ["store_instance"]
+        assert _instances(ctx) == 1
     finally:
         ctx.close()
         offload.pool.shutdown()

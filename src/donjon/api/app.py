@@ -48,6 +48,10 @@ class Api:
         """Run blocking work (index writes, parsing, big reads) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`run`, started at once (`run` starts when its caller awaits it)."""
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
     async def run_short_write(self, fn: Callable[..., T], *args: Any) -> T:
         """A small index write (a metadata, a label, a flag): on the event loop when the index writer
         is idle, as a read is; otherwise (a batch running, or an index without that mode) like `run`.

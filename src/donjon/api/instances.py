@@ -59,7 +59,7 @@ async def upload(api: Api, request: Request) -> Response:
     if body[:4] == b"PK\x03\x04":
         answers = await api.run(_store_zip, api, body, origin)
         return json_response(answers)
-    result = await store_instance_on_loop(api.ctx, body, origin, api.run)
+    result = await store_instance_on_loop(api.ctx, body, origin, api.submit)
     return json_response(result.answer())
 
 

@@ -141,15 +141,21 @@ Offload = Callable[..., Awaitable[Any]]
 
 async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin,
                                  offload: Offload) -> StoreResult:
-    """A store as an event loop runs it: the Python steps (parse, index) on the loop itself, only the
-    file's write and fsync on a worker thread (`offload`), started before the parse so that the two
-    overlap. Python runs one thread at a time: when every step of every store ran on a worker, with
-    four clients the threads spent their time handing Python's lock to each other (a quarter of the
-    server's CPU in thread switches; 5-7 switches per store and thread). The same path as
-    `store_instance` otherwise (plugins' callbacks, PostgreSQL's one-statement store, an index
-    without idle writes: everything on a worker, as before)."""
-    if ctx.plugins is not None or not hasattr(ctx.index, "writes_if_idle"):
+    """A store as an event loop runs it, among others: the Python steps (parse, index) on the loop
+    itself, only the file's write and fsync on a worker thread (`offload`, which must start the work
+    at once). Python runs one thread at a time: when every step of every store ran on a worker, four
+    clients kept the threads handing Python's lock to each other (a quarter of the server's CPU in
+    thread switches). A store alone goes the way of `store_instance` on a worker, whose helper
+    thread parses during the fsync: here the worker could only start once the parse has let go of
+    Python's lock. So do plugins' callbacks, PostgreSQL's one-statement store and any index
+    without idle writes."""
+    if ctx.plugins is not None or not hasattr(ctx.index, "writes_if_idle") or not _in_flight.busy():
         return await offload(store_instance, ctx, data, origin)  # type: ignore[no-any-return]
+    with _in_flight.enter():
+        return await _store_on_loop(ctx, data, origin, offload)
+
+
+async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:
     written: asyncio.Future[FileInfo] | None = None
     if len(data) >= 132 and data[128:132] == b"DICM":  # anything else is parsed first, and never written
         written = asyncio.ensure_future(offload(write_attachment, ctx.storage, data, ContentType.DICOM,
@@ -221,7 +227,7 @@ def _parse_and_write(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, l
 
 
 class _InFlight:
-    """Counts the stores between their start and their files written."""
+    """Counts the stores between their start and their files written (on an event loop: their end)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -238,6 +244,9 @@ class _InFlight:
         finally:
             with self._lock:
                 self._count -= 1
+
+    def busy(self) -> bool:
+        return self._count > 0
 
 
 _in_flight = _InFlight()
