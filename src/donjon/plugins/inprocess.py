@@ -51,6 +51,14 @@ class InlineApi(Api):
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as e:  # raised where the future is awaited, as `run` raises it
+            future.set_exception(e)
+        return future
+
 
 def as_body(body: bytes | bytearray | memoryview | str | None) -> bytes:
     """A body as the SDK takes it: bytes, or a string sent in UTF-8."""
