@@ -157,23 +157,29 @@ def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path, among_othe
         offload.pool.shutdown()
 
 
-def test_a_recycling_store_is_indexed_on_a_worker(tmp_path: Path, among_others: None) -> None:
-    """A recycling pass may delete a patient of any size and unlink its files: never on the loop."""
-    ctx = _context(tmp_path, MaximumPatientCount=1)
+@pytest.mark.parametrize("options", [{"MaximumPatientCount": 1}, {"IndexSyncInterval": 0}],
+                         ids=["recycling", "fsynced-commit"])
+def test_a_store_with_more_blocking_work_runs_on_a_worker(tmp_path: Path, among_others: None,
+                                                          options: dict[str, Any]) -> None:
+    """A recycling pass may delete a patient of any size and unlink its files, a commit may be
+    fsynced: never on the loop, and one hand-over for the whole store rather than two."""
+    ctx = _context(tmp_path, **options)
     offload = _Offload()
     try:
-        first = _store(ctx, to_bytes(base_dataset("RECYCLE1")), offload)
-        second = _store(ctx, to_bytes(base_dataset("RECYCLE2")), offload)
+        first = _store(ctx, to_bytes(base_dataset("WORKER1")), offload)
+        second = _store(ctx, to_bytes(base_dataset("WORKER2")), offload)
         assert first.status == second.status == "Success"
-        assert offload.calls == ["write_attachment", "_index_and_finish"] * 2
-        assert ctx.index.reader().counters()["level1"] == 1  # the first patient was recycled
-        assert len(folder_uuids(tmp_path / "storage")) == 1
+        assert offload.calls == ["store_instance"] * 2
+        recycled = "MaximumPatientCount" in options
+        assert ctx.index.reader().counters()["level1"] == (1 if recycled else 2)
+        assert len(folder_uuids(tmp_path / "storage")) == (1 if recycled else 2)
     finally:
         ctx.close()
         offload.pool.shutdown()
 
 
-def test_compressed_storage_writes_the_header_attachment(tmp_path: Path, among_others: None) -> None:
+def test_compressed_storage_runs_on_a_worker_and_writes_the_header_attachment(tmp_path: Path,
+                                                                             among_others: None) -> None:
     ctx = _context(tmp_path, StorageCompression=True)
     offload = _Offload()
     try:
@@ -182,7 +188,7 @@ def test_compressed_storage_writes_the_header_attachment(tmp_path: Path, among_o
         ds["PixelData"].VR = "OW"
         result = _store(ctx, to_bytes(ds), offload)
         assert result.status == "Success"
-        assert offload.calls == ["write_attachment", "_header_files"]
+        assert offload.calls == ["store_instance"]  # the header's write waits for the parse
         reader = ctx.index.reader()
         internal = reader.lookup(result.ids.instance)
         assert internal is not None

@@ -147,12 +147,20 @@ async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreO
     clients kept the threads handing Python's lock to each other (a quarter of the server's CPU in
     thread switches). A store alone goes the way of `store_instance` on a worker, whose helper
     thread parses during the fsync: here the worker could only start once the parse has let go of
-    Python's lock. So do plugins' callbacks, PostgreSQL's one-statement store and any index
-    without idle writes."""
-    if ctx.plugins is not None or not hasattr(ctx.index, "writes_if_idle") or not _in_flight.busy():
+    Python's lock. So do the stores that would need more than one hand-over (compression and its
+    header attachment, a recycling pass, a commit to fsync), plugins' callbacks, and PostgreSQL's
+    store (a round trip the loop must not wait for)."""
+    if not (_in_flight.busy() and _one_hand_over(ctx)):
         return await offload(store_instance, ctx, data, origin)  # type: ignore[no-any-return]
     with _in_flight.enter():
         return await _store_on_loop(ctx, data, origin, offload)
+
+
+def _one_hand_over(ctx: ServerContext) -> bool:
+    """Whether a store's only blocking step is its one file's write: the rest runs on the loop."""
+    return (ctx.plugins is None and hasattr(ctx.index, "writes_if_idle") and ctx.index_sync.deferred
+            and not ctx.recycler.active() and not ctx.attachment_policy.compress
+            and ctx.storage.has_read_range())
 
 
 async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:
@@ -169,25 +177,16 @@ async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, o
     if written is None:
         written = asyncio.ensure_future(offload(write_attachment, ctx.storage, data, ContentType.DICOM,
                                                 ctx.attachment_policy))
-    main = await written
-    files = [main]
+    files = [await written]  # (no header attachment: `_one_hand_over`)
+    # a commit without fsync, no recycling pass: as short as a metadata write, run here when the
+    # writer is idle (a worker runs it otherwise); after it (the events, the caches), nothing can
+    # be refused as busy
     try:
-        if _needs_header_file(ctx, parsed):
-            files += await offload(_header_files, ctx, data, parsed)
-    except BaseException:
-        _remove(ctx, files)
-        raise
-    if ctx.index_sync.deferred and not ctx.recycler.active():
-        # a commit without fsync, no recycling pass: as short as a metadata write, run here when
-        # the writer is idle; after it (the events, the caches), nothing can be refused as busy
-        try:
-            with ctx.index.writes_if_idle():
-                outcome = _index_files(ctx, parsed, files, origin)
-        except WriterBusy:
-            pass
-        else:
-            return _finish(ctx, parsed.ids, files, outcome)
-    return await offload(_index_and_finish, ctx, parsed, files, origin)  # type: ignore[no-any-return]
+        with ctx.index.writes_if_idle():  # type: ignore[attr-defined]
+            outcome = _index_files(ctx, parsed, files, origin)
+    except WriterBusy:
+        return await offload(_index_and_finish, ctx, parsed, files, origin)  # type: ignore[no-any-return]
+    return _finish(ctx, parsed.ids, files, outcome)
 
 
 async def _discard(ctx: ServerContext, written: asyncio.Future[FileInfo]) -> None:
