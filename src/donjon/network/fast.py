@@ -261,7 +261,6 @@ class FastDUL(DULServiceProvider):
             body = sock.recv(length)
             if len(body) != length:
                 raise ConnectionError("connection closed inside a PDU")
-
         except (OSError, TimeoutError):
             self.event_queue.put("Evt17")
             return
