@@ -34,10 +34,10 @@ def _cpu(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def _start(server: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(server: str, folder: Path, port: int, extra: dict[str, object]) -> subprocess.Popen[bytes]:
     folder.mkdir(parents=True)
     config = {"HttpPort": port, "DicomPort": port + 1, "StorageDirectory": str(folder / "storage"),
-              "IndexDirectory": str(folder / "storage")}
+              "IndexDirectory": str(folder / "storage"), **extra}
     env = dict(os.environ)
     if server == "orthanc":
         config.update({"RemoteAccessAllowed": False, "AuthenticationEnabled": False})
@@ -103,6 +103,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / ".bench" / "data" / "big")
     parser.add_argument("--work", type=Path, default=ROOT / ".bench" / "fresh")
     parser.add_argument("--port", type=int, default=18342)
+    parser.add_argument("--config", type=json.loads, default={},
+                        help='options for both servers, e.g. \'{"StorageCompression": true}\'')
     args = parser.parse_args()
     files = sorted(p for p in (args.data / "files").rglob("*") if p.is_file())
     if not files:
@@ -112,7 +114,7 @@ def main() -> int:
     for round_ in range(args.rounds):
         order = args.servers if round_ % 2 == 0 else list(reversed(args.servers))
         for n, server in enumerate(order):
-            proc = _start(server, run / f"{round_}-{n}", args.port)
+            proc = _start(server, run / f"{round_}-{n}", args.port, args.config)
             try:
                 user0, sys0 = _cpu(proc.pid)
                 count = _ingest(args.port, bodies, args.clients, args.seconds)
