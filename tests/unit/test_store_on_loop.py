@@ -40,15 +40,15 @@ def _context(tmp_path: Path, **options: Any) -> ServerContext:
 
 
 class _Offload:
-    """A worker pool that records what it was handed."""
+    """A worker pool that records what it was handed; the work starts at once, as `Api.submit`'s."""
 
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=2)
         self.calls: list[str] = []
 
-    async def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         self.calls.append(fn.__name__)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
 
 def _store(ctx: ServerContext, data: bytes, offload: _Offload) -> StoreResult:
