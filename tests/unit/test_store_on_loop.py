@@ -33,10 +33,23 @@ def among_others() -> Iterator[None]:
         yield
 
 
-def _context(tmp_path: Path, **options: Any) -> ServerContext:
-    raw = {"StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
-           "StableAge": 3600, **options}
-    return ServerContext(Configuration(raw), no_jobs=True)
+Maker = Callable[..., ServerContext]
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Iterator[Maker]:
+    """Makes the test's server context (with options), closed at the end."""
+    made: list[ServerContext] = []
+
+    def make(**options: Any) -> ServerContext:
+        raw = {"StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
+               "StableAge": 3600, **options}
+        made.append(ServerContext(Configuration(raw), no_jobs=True))
+        return made[-1]
+
+    yield make
+    for ctx in made:
+        ctx.close()
 
 
 class _Offload:
@@ -49,6 +62,13 @@ class _Offload:
     def __call__(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         self.calls.append(fn.__name__)
         return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+
+@pytest.fixture
+def offload() -> Iterator[_Offload]:
+    pool = _Offload()
+    yield pool
+    pool.pool.shutdown()
 
 
 def _store(ctx: ServerContext, data: bytes, offload: _Offload) -> StoreResult:
@@ -66,73 +86,60 @@ def _instances(ctx: ServerContext) -> int:
     return ctx.index.reader().counters()["level4"]
 
 
-def test_a_common_store_hands_only_its_file_to_a_worker(tmp_path: Path, among_others: None) -> None:
-    ctx = _context(tmp_path)
-    offload = _Offload()
-    try:
-        data = to_bytes(base_dataset("LOOP"))
-        result = _store(ctx, data, offload)
-        assert result.status == "Success"
-        assert offload.calls == ["write_attachment"]  # parsed and indexed on the loop
-        files = folder_uuids(tmp_path / "storage")
-        assert len(files) == 1
-        uuid = next(iter(files))
-        assert (tmp_path / "storage" / uuid[0:2] / uuid[2:4] / uuid).read_bytes() == data
-        assert ctx.instance_file(result.ids.instance) is not None
-        assert _instances(ctx) == 1
+def test_a_common_store_hands_only_its_file_to_a_worker(tmp_path: Path, among_others: None, context: Maker,
+                                                        offload: _Offload) -> None:
+    ctx = context()
+    data = to_bytes(base_dataset("LOOP"))
+    result = _store(ctx, data, offload)
+    assert result.status == "Success"
+    assert offload.calls == ["write_attachment"]  # parsed and indexed on the loop
+    files = folder_uuids(tmp_path / "storage")
+    assert len(files) == 1
+    uuid = next(iter(files))
+    assert (tmp_path / "storage" / uuid[0:2] / uuid[2:4] / uuid).read_bytes() == data
+    assert ctx.instance_file(result.ids.instance) is not None
+    assert _instances(ctx) == 1
 
-        again = _store(ctx, data, offload)
-        assert again.status == "AlreadyStored"
-        assert again.ids == result.ids
-        assert folder_uuids(tmp_path / "storage") == files  # the second copy was written, then removed
-        assert _unsettled(ctx) == 0
-        assert _instances(ctx) == 1
-        changes = [c.change_type for c in ctx.index.reader().changes(0, 100)]
-        assert changes == [ChangeType.NEW_INSTANCE, ChangeType.NEW_SERIES, ChangeType.NEW_STUDY, ChangeType.NEW_PATIENT]
-    finally:
-        ctx.close()
-        offload.pool.shutdown()
+    again = _store(ctx, data, offload)
+    assert again.status == "AlreadyStored"
+    assert again.ids == result.ids
+    assert folder_uuids(tmp_path / "storage") == files  # the second copy was written, then removed
+    assert _unsettled(ctx) == 0
+    assert _instances(ctx) == 1
+    changes = [c.change_type for c in ctx.index.reader().changes(0, 100)]
+    assert changes == [ChangeType.NEW_INSTANCE, ChangeType.NEW_SERIES, ChangeType.NEW_STUDY, ChangeType.NEW_PATIENT]
 
 
-def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path, among_others: None) -> None:
-    ctx = _context(tmp_path)
-    offload = _Offload()
-    try:
-        ds = base_dataset("LOOP")
-        del ds.SOPInstanceUID
-        data = to_bytes(ds)
-        with pytest.raises(OrthancError) as expected:
-            parse_instance(data)
-        with pytest.raises(OrthancError) as error:
-            _store(ctx, data, offload)
-        assert error.value.code == expected.value.code == ErrorCode.INEXISTENT_TAG
-        assert offload.calls == ["write_attachment"]  # written while it was parsed, then removed
-        assert folder_uuids(tmp_path / "storage") == set()
-        assert _unsettled(ctx) == 0
-        assert _instances(ctx) == 0
-    finally:
-        ctx.close()
-        offload.pool.shutdown()
+def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path, among_others: None, context: Maker,
+                                                             offload: _Offload) -> None:
+    ctx = context()
+    ds = base_dataset("LOOP")
+    del ds.SOPInstanceUID
+    data = to_bytes(ds)
+    with pytest.raises(OrthancError) as expected:
+        parse_instance(data)
+    with pytest.raises(OrthancError) as error:
+        _store(ctx, data, offload)
+    assert error.value.code == expected.value.code == ErrorCode.INEXISTENT_TAG
+    assert offload.calls == ["write_attachment"]  # written while it was parsed, then removed
+    assert folder_uuids(tmp_path / "storage") == set()
+    assert _unsettled(ctx) == 0
+    assert _instances(ctx) == 0
 
 
-def test_garbage_is_never_written(tmp_path: Path, among_others: None) -> None:
-    ctx = _context(tmp_path)
-    offload = _Offload()
-    try:
-        with pytest.raises(OrthancError) as error:
-            _store(ctx, b"\x00" * 64 + b"not DICOM at all" * 10, offload)
-        assert error.value.code == ErrorCode.BAD_FILE_FORMAT
-        assert offload.calls == []
-        assert folder_uuids(tmp_path / "storage") == set()
-    finally:
-        ctx.close()
-        offload.pool.shutdown()
+def test_garbage_is_never_written(tmp_path: Path, among_others: None, context: Maker, offload: _Offload) -> None:
+    ctx = context()
+    with pytest.raises(OrthancError) as error:
+        _store(ctx, b"\x00" * 64 + b"not DICOM at all" * 10, offload)
+    assert error.value.code == ErrorCode.BAD_FILE_FORMAT
+    assert offload.calls == []
+    assert folder_uuids(tmp_path / "storage") == set()
 
 
-def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path, among_others: None) -> None:
+def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path, among_others: None, context: Maker,
+                                                     offload: _Offload) -> None:
     """Another thread's batch holds the writer: the loop does not wait for it."""
-    ctx = _context(tmp_path)
-    offload = _Offload()
+    ctx = context()
     inside, release = threading.Event(), threading.Event()
 
     def hold(tx: Any) -> None:
@@ -153,62 +160,45 @@ def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path, among_othe
     finally:
         release.set()
         holder.join()
-        ctx.close()
-        offload.pool.shutdown()
 
 
 @pytest.mark.parametrize("options", [{"MaximumPatientCount": 1}, {"IndexSyncInterval": 0}],
                          ids=["recycling", "fsynced-commit"])
-def test_a_store_with_more_blocking_work_runs_on_a_worker(tmp_path: Path, among_others: None,
-                                                          options: dict[str, Any]) -> None:
+def test_a_store_with_more_blocking_work_runs_on_a_worker(tmp_path: Path, among_others: None, context: Maker,
+                                                          offload: _Offload, options: dict[str, Any]) -> None:
     """A recycling pass may delete a patient of any size and unlink its files, a commit may be
     fsynced: never on the loop, and one hand-over for the whole store rather than two."""
-    ctx = _context(tmp_path, **options)
-    offload = _Offload()
-    try:
-        first = _store(ctx, to_bytes(base_dataset("WORKER1")), offload)
-        second = _store(ctx, to_bytes(base_dataset("WORKER2")), offload)
-        assert first.status == second.status == "Success"
-        assert offload.calls == ["store_instance"] * 2
-        recycled = "MaximumPatientCount" in options
-        assert ctx.index.reader().counters()["level1"] == (1 if recycled else 2)
-        assert len(folder_uuids(tmp_path / "storage")) == (1 if recycled else 2)
-    finally:
-        ctx.close()
-        offload.pool.shutdown()
+    ctx = context(**options)
+    first = _store(ctx, to_bytes(base_dataset("WORKER1")), offload)
+    second = _store(ctx, to_bytes(base_dataset("WORKER2")), offload)
+    assert first.status == second.status == "Success"
+    assert offload.calls == ["store_instance"] * 2
+    recycled = "MaximumPatientCount" in options
+    assert ctx.index.reader().counters()["level1"] == (1 if recycled else 2)
+    assert len(folder_uuids(tmp_path / "storage")) == (1 if recycled else 2)
 
 
-def test_compressed_storage_runs_on_a_worker_and_writes_the_header_attachment(tmp_path: Path,
-                                                                             among_others: None) -> None:
-    ctx = _context(tmp_path, StorageCompression=True)
-    offload = _Offload()
-    try:
-        ds = base_dataset("COMPRESSED")
-        ds.PixelData = b"\x00\x01" * 64
-        ds["PixelData"].VR = "OW"
-        result = _store(ctx, to_bytes(ds), offload)
-        assert result.status == "Success"
-        assert offload.calls == ["store_instance"]  # the header's write waits for the parse
-        reader = ctx.index.reader()
-        internal = reader.lookup(result.ids.instance)
-        assert internal is not None
-        assert sorted(reader.attachments(internal[0])) == [ContentType.DICOM, ContentType.DICOM_UNTIL_PIXEL_DATA]
-        assert len(folder_uuids(tmp_path / "storage")) == 2
-    finally:
-        ctx.close()
-        offload.pool.shutdown()
+def test_compressed_storage_runs_on_a_worker_and_writes_the_header_attachment(
+        tmp_path: Path, among_others: None, context: Maker, offload: _Offload) -> None:
+    ctx = context(StorageCompression=True)
+    ds = base_dataset("COMPRESSED")
+    ds.PixelData = b"\x00\x01" * 64
+    ds["PixelData"].VR = "OW"
+    result = _store(ctx, to_bytes(ds), offload)
+    assert result.status == "Success"
+    assert offload.calls == ["store_instance"]  # the header's write waits for the parse
+    reader = ctx.index.reader()
+    internal = reader.lookup(result.ids.instance)
+    assert internal is not None
+    assert sorted(reader.attachments(internal[0])) == [ContentType.DICOM, ContentType.DICOM_UNTIL_PIXEL_DATA]
+    assert len(folder_uuids(tmp_path / "storage")) == 2
 
 
-def test_a_store_alone_runs_on_a_worker(tmp_path: Path) -> None:
+def test_a_store_alone_runs_on_a_worker(context: Maker, offload: _Offload) -> None:
     """Alone, a store's worker parses on a helper during the fsync (tests/unit/test_store_overlap.py),
     which the loop's parse cannot do: the worker would wait for the parse to let go of Python's lock."""
-    ctx = _context(tmp_path)
-    offload = _Offload()
-    try:
-        result = _store(ctx, to_bytes(base_dataset("ALONE")), offload)
-        assert result.status == "Success"
-        assert offload.calls == ["store_instance"]
-        assert _instances(ctx) == 1
-    finally:
-        ctx.close()
-        offload.pool.shutdown()
+    ctx = context()
+    result = _store(ctx, to_bytes(base_dataset("ALONE")), offload)
+    assert result.status == "Success"
+    assert offload.calls == ["store_instance"]
+    assert _instances(ctx) == 1

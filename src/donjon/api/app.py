@@ -46,7 +46,7 @@ class Api:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (index writes, parsing, big reads) off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        return await self.submit(fn, *args)
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """`run`, started at once (`run` starts when its caller awaits it)."""

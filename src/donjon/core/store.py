@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -89,7 +88,7 @@ def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
     parsed, files = _parse_and_write(ctx, data)
     if files is None:
         return StoreResult("AlreadyStored", parsed.ids)
-    return _finish(ctx, parsed.ids, files, _index_files(ctx, parsed, files, origin))
+    return _index_and_finish(ctx, parsed, files, origin)
 
 
 def _index_files(ctx: ServerContext, parsed: ParsedInstance, files: list[FileInfo],
@@ -136,7 +135,7 @@ def _index_and_finish(ctx: ServerContext, parsed: ParsedInstance, files: list[Fi
     return _finish(ctx, parsed.ids, files, _index_files(ctx, parsed, files, origin))
 
 
-Offload = Callable[..., Awaitable[Any]]
+Offload = Callable[..., Awaitable[Any]]  # runs a blocking call on a worker; starts it at once
 
 
 async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin,
@@ -164,20 +163,17 @@ def _one_hand_over(ctx: ServerContext) -> bool:
 
 
 async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:
-    written: asyncio.Future[FileInfo] | None = None
-    if len(data) >= 132 and data[128:132] == b"DICM":  # anything else is parsed first, and never written
-        written = asyncio.ensure_future(offload(write_attachment, ctx.storage, data, ContentType.DICOM,
-                                                ctx.attachment_policy))
+    def write() -> Awaitable[FileInfo]:
+        return offload(write_attachment, ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
+
+    written = write() if _looks_like_dicom(data) else None  # anything else is parsed first, never written
     try:
         parsed = parse_instance(data, ctx.default_encoding)
     except BaseException:
         if written is not None:
             await _discard(ctx, written)
         raise
-    if written is None:
-        written = asyncio.ensure_future(offload(write_attachment, ctx.storage, data, ContentType.DICOM,
-                                                ctx.attachment_policy))
-    files = [await written]  # (no header attachment: `_one_hand_over`)
+    files = [await (written if written is not None else write())]  # (no header attachment: `_one_hand_over`)
     # a commit without fsync, no recycling pass: as short as a metadata write, run here when the
     # writer is idle (a worker runs it otherwise); after it (the events, the caches), nothing can
     # be refused as busy
@@ -189,7 +185,7 @@ async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, o
     return _finish(ctx, parsed.ids, files, outcome)
 
 
-async def _discard(ctx: ServerContext, written: asyncio.Future[FileInfo]) -> None:
+async def _discard(ctx: ServerContext, written: Awaitable[FileInfo]) -> None:
     """Remove the file of a store that failed before its indexing (the store's error is reported)."""
     try:
         info = await written
@@ -219,10 +215,15 @@ def _parse_and_write(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, l
     already (the hand-over would only add thread switches), and anything that does not look like
     DICOM is parsed first, so that garbage never reaches the disk."""
     with _in_flight.enter() as alone:
-        if alone and len(data) >= 132 and data[128:132] == b"DICM":
+        if alone and _looks_like_dicom(data):
             return _parse_while_writing(ctx, data)
         parsed, exists = _prepare(ctx, data)
         return parsed, None if exists else _write_files(ctx, data, parsed)
+
+
+def _looks_like_dicom(data: bytes) -> bool:
+    """A DICOM file's preamble and prefix: only such a body is written before it is parsed."""
+    return len(data) >= 132 and data[128:132] == b"DICM"
 
 
 class _InFlight:
