@@ -162,20 +162,50 @@ def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path, among_othe
         holder.join()
 
 
-@pytest.mark.parametrize("options", [{"MaximumPatientCount": 1}, {"IndexSyncInterval": 0}],
-                         ids=["recycling", "fsynced-commit"])
-def test_a_store_with_more_blocking_work_runs_on_a_worker(tmp_path: Path, among_others: None, context: Maker,
-                                                          offload: _Offload, options: dict[str, Any]) -> None:
-    """A recycling pass may delete a patient of any size and unlink its files, a commit may be
-    fsynced: never on the loop, and one hand-over for the whole store rather than two."""
-    ctx = context(**options)
+def test_a_fsynced_commit_runs_the_store_on_a_worker(tmp_path: Path, among_others: None, context: Maker,
+                                                     offload: _Offload) -> None:
+    """A commit to fsync blocks: never on the loop, and one hand-over for the whole store rather
+    than two."""
+    ctx = context(IndexSyncInterval=0)
     first = _store(ctx, to_bytes(base_dataset("WORKER1")), offload)
     second = _store(ctx, to_bytes(base_dataset("WORKER2")), offload)
     assert first.status == second.status == "Success"
     assert offload.calls == ["store_instance"] * 2
-    recycled = "MaximumPatientCount" in options
-    assert ctx.index.reader().counters()["level1"] == (1 if recycled else 2)
-    assert len(folder_uuids(tmp_path / "storage")) == (1 if recycled else 2)
+    assert ctx.index.reader().counters()["level1"] == 2
+    assert len(folder_uuids(tmp_path / "storage")) == 2
+
+
+def test_a_recycling_pass_that_deletes_runs_on_a_worker(tmp_path: Path, among_others: None, context: Maker,
+                                                        offload: _Offload) -> None:
+    """Under a limit, a store that needs no room is indexed on the loop; one that must recycle a
+    patient (rows of any number, files to unlink) is rolled back there and indexed by a worker."""
+    ctx = context(MaximumPatientCount=1)
+    first = _store(ctx, to_bytes(base_dataset("RECYCLED")), offload)
+    assert offload.calls == ["write_attachment"]
+    second = _store(ctx, to_bytes(base_dataset("KEPT")), offload)
+    assert first.status == second.status == "Success"
+    assert offload.calls == ["write_attachment", "write_attachment", "_index_and_finish"]
+    reader = ctx.index.reader()
+    assert reader.counters()["level1"] == 1
+    assert reader.lookup(first.ids.patient) is None
+    assert reader.lookup(second.ids.instance) is not None
+    assert len(folder_uuids(tmp_path / "storage")) == 1  # the recycled patient's file is gone
+    assert _unsettled(ctx) == 0
+    changes = [c.change_type for c in reader.changes(0, 100)]  # logged once, not by the rolled-back try
+    assert changes == [ChangeType.NEW_INSTANCE, ChangeType.NEW_SERIES, ChangeType.NEW_STUDY, ChangeType.NEW_PATIENT]
+
+
+def test_a_full_storage_in_reject_mode_refuses_on_the_loop(tmp_path: Path, among_others: None, context: Maker,
+                                                          offload: _Offload) -> None:
+    ctx = context(MaximumPatientCount=1, MaximumStorageMode="Reject")
+    assert _store(ctx, to_bytes(base_dataset("FIRST")), offload).status == "Success"
+    with pytest.raises(OrthancError) as refused:
+        _store(ctx, to_bytes(base_dataset("REFUSED")), offload)
+    assert refused.value.code == ErrorCode.FULL_STORAGE
+    assert offload.calls == ["write_attachment", "write_attachment"]
+    assert ctx.index.reader().counters()["level1"] == 1
+    assert len(folder_uuids(tmp_path / "storage")) == 1  # the refused instance's file is removed
+    assert _unsettled(ctx) == 0
 
 
 def test_compressed_storage_runs_on_a_worker_and_writes_the_header_attachment(

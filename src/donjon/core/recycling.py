@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, OrthancError
+from ..index.protocol import WriterBusy
 from .deletion import Deletion, delete_cascade
 
 if TYPE_CHECKING:
@@ -38,8 +39,10 @@ class Recycler:
         return over_size, over_count
 
     def make_room(self, tx: SQLiteWriter, added_size: int, patient_id: int | None, now: str,
-                  reject_applies: bool = True) -> Deletion | None:
-        """Called inside a write transaction after the new rows exist; raises to roll it back."""
+                  reject_applies: bool = True, light_only: bool = False) -> Deletion | None:
+        """Called inside a write transaction after the new rows exist; raises to roll it back.
+        `light_only` (an event loop's write): a pass that must delete raises `WriterBusy`, rolling
+        the transaction back, for a worker to run it again (a patient of any size, its files)."""
         if not self.active():
             return None
         tx.lock_recycling()  # several processes: one pass at a time (re-entrant; stores take it first)
@@ -55,6 +58,8 @@ class Recycler:
             return None
         deletion: Deletion | None = None
         while any(self._need(tx)):
+            if light_only:
+                raise WriterBusy()
             victim = tx.oldest_unprotected_patient(patient_id)
             if victim is None:
                 raise _full("Cannot recycle more patients")

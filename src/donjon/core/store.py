@@ -92,15 +92,16 @@ def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
 
 
 def _index_files(ctx: ServerContext, parsed: ParsedInstance, files: list[FileInfo],
-                 origin: StoreOrigin) -> _Indexed:
+                 origin: StoreOrigin, on_loop: bool = False) -> _Indexed:
     """Index an instance whose files are written; they are removed unless it is indexed. A write
-    refused at once (`WriterBusy`: `writes_if_idle` and the writer busy) has run nothing."""
+    refused (`WriterBusy`: on an event loop, the writer busy or a recycling pass due) has changed
+    nothing."""
     try:
         # the commit is fsynced here, or with the next ones (core/index_sync.py): the files stay in
         # the in-flight journal until then, for a power cut's recovery
         outcome = _index_in_one_statement(ctx, parsed, files, origin)
         if outcome is None:
-            outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin),
+            outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin, on_loop),
                                       durable=not ctx.index_sync.deferred)
     except WriterBusy:
         raise
@@ -147,8 +148,9 @@ async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreO
     thread switches). A store alone goes the way of `store_instance` on a worker, whose helper
     thread parses during the fsync: here the worker could only start once the parse has let go of
     Python's lock. So do the stores that would need more than one hand-over (compression and its
-    header attachment, a recycling pass, a commit to fsync), plugins' callbacks, and PostgreSQL's
-    store (a round trip the loop must not wait for)."""
+    header attachment, a commit to fsync), plugins' callbacks, and PostgreSQL's store (a round trip
+    the loop must not wait for). Under recycling limits a store comes here too: its pass only reads
+    two counters until it must delete a patient, and then a worker indexes it instead."""
     if not (_in_flight.busy() and _one_hand_over(ctx)):
         return await offload(store_instance, ctx, data, origin)  # type: ignore[no-any-return]
     with _in_flight.enter():
@@ -158,8 +160,7 @@ async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreO
 def _one_hand_over(ctx: ServerContext) -> bool:
     """Whether a store's only blocking step is its one file's write: the rest runs on the loop."""
     return (ctx.plugins is None and hasattr(ctx.index, "writes_if_idle") and ctx.index_sync.deferred
-            and not ctx.recycler.active() and not ctx.attachment_policy.compress
-            and ctx.storage.has_read_range())
+            and not ctx.attachment_policy.compress and ctx.storage.has_read_range())
 
 
 async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:
@@ -174,12 +175,12 @@ async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, o
             await _discard(ctx, written)
         raise
     files = [await (written if written is not None else write())]  # (no header attachment: `_one_hand_over`)
-    # a commit without fsync, no recycling pass: as short as a metadata write, run here when the
-    # writer is idle (a worker runs it otherwise); after it (the events, the caches), nothing can
-    # be refused as busy
+    # a commit without fsync, no patient to recycle: as short as a metadata write, run here when
+    # the writer is idle (a worker runs it otherwise, and one that recycles: `make_room`'s
+    # `light_only`); after it (the events, the caches), nothing can be refused as busy
     try:
         with ctx.index.writes_if_idle():  # type: ignore[attr-defined]
-            outcome = _index_files(ctx, parsed, files, origin)
+            outcome = _index_files(ctx, parsed, files, origin, on_loop=True)
     except WriterBusy:
         return await offload(_index_and_finish, ctx, parsed, files, origin)  # type: ignore[no-any-return]
     return _finish(ctx, parsed.ids, files, outcome)
@@ -309,7 +310,7 @@ def _tags_blob(tags: list[tuple[int, str]]) -> bytes:
 
 
 def _index(ctx: ServerContext, tx: WriteTransaction, parsed: ParsedInstance, files: list[FileInfo],
-           origin: StoreOrigin) -> _Indexed:
+           origin: StoreOrigin, on_loop: bool = False) -> _Indexed:
     ids = parsed.ids
     now = now_utc()
     deletion: Deletion | None = None
@@ -369,7 +370,8 @@ def _index(ctx: ServerContext, tx: WriteTransaction, parsed: ParsedInstance, fil
     events = _events(ids, created, completed, now)
 
     tx.touch_patient(patient_id)
-    recycled = ctx.recycler.make_room(tx, sum(f.compressed_size for f in files), patient_id, now)
+    recycled = ctx.recycler.make_room(tx, sum(f.compressed_size for f in files), patient_id, now,
+                                      light_only=on_loop)
     if recycled is not None:
         deletion = recycled if deletion is None else deletion.merge(recycled)
 
