@@ -1,5 +1,5 @@
 """`POST /instances` among other stores runs the Python steps of a store on the event loop and hands
-only the file's write to a worker (core/store.py `store_instance_on_loop`): the answers, the files
+only the file's write to a worker (core/store_on_loop.py): the answers, the files
 left on disk, the index and the journal must be those of the store that runs everything on a worker,
 whatever fails, and the work must go where the design says (one hand-over for a common store)."""
 
@@ -17,7 +17,8 @@ import pytest
 import donjon.core.store as store_module
 from donjon.config import Configuration
 from donjon.core.context import ServerContext
-from donjon.core.store import StoreOrigin, StoreResult, store_instance_on_loop
+from donjon.core.store import StoreOrigin, StoreResult
+from donjon.core.store_on_loop import store_instance_on_loop
 from donjon.dicom.parse import parse_instance
 from donjon.errors import ErrorCode, OrthancError
 from donjon.registry import ChangeType, ContentType
@@ -232,3 +233,112 @@ def test_a_store_alone_runs_on_a_worker(context: Maker, offload: _Offload) -> No
     assert result.status == "Success"
     assert offload.calls == ["store_instance"]
     assert _instances(ctx) == 1
+
+
+class _Gate(_Offload):
+    """Holds the answers of the file writes until `n` are written, then gives them all in one turn
+    of the loop: their stores are then ready to be indexed together, as when a busy loop comes
+    round to several finished writes at once."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.held: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = []
+        self.releasing: asyncio.Task[None] | None = None
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        inner = super().__call__(fn, *args)
+        if fn.__name__ != "write_attachment":
+            return inner
+        outer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.held.append((inner, outer))
+        if len(self.held) == self.n:
+            held = list(self.held)
+
+            async def release() -> None:
+                await asyncio.gather(*(i for i, _ in held))
+                for i, o in held:
+                    o.set_result(i.result())
+
+            self.releasing = asyncio.ensure_future(release())
+        return outer
+
+
+def _store_together(ctx: ServerContext, payloads: list[bytes], gate: _Gate) -> tuple[list[int], list[StoreResult]]:
+    """Stores the payloads at once; the sizes of the index's loop transactions, and the results."""
+    sizes: list[int] = []
+    real = ctx.index.write_many_if_idle  # type: ignore[attr-defined]
+
+    def recording(fns: list[Any], durable: bool = True) -> Any:
+        sizes.append(len(fns))
+        return real(fns, durable)
+
+    ctx.index.write_many_if_idle = recording  # type: ignore[attr-defined]
+
+    async def main() -> list[StoreResult]:
+        return list(await asyncio.gather(*(store_instance_on_loop(ctx, p, StoreOrigin(), gate) for p in payloads)))
+
+    return sizes, run_in_own_thread(main)
+
+
+def test_stores_ready_in_one_turn_share_one_transaction(tmp_path: Path, among_others: None,
+                                                        context: Maker) -> None:
+    """Each store's commit would write ~16 pages, most of them the same as the next one's."""
+    ctx = context()
+    gate = _Gate(3)
+    try:
+        sizes, results = _store_together(ctx, [to_bytes(base_dataset(f"SHARED{i}")) for i in range(3)], gate)
+    finally:
+        gate.pool.shutdown()
+    assert sizes == [3]
+    assert [r.status for r in results] == ["Success"] * 3
+    assert gate.calls == ["write_attachment"] * 3
+    assert _instances(ctx) == 3
+    assert len(folder_uuids(tmp_path / "storage")) == 3
+    assert _unsettled(ctx) == 0
+    for r in results:
+        assert ctx.instance_file(r.ids.instance) is not None
+    new_instances = [c for c in ctx.index.reader().changes(0, 100) if c.change_type == ChangeType.NEW_INSTANCE]
+    assert len(new_instances) == 3
+
+
+def test_a_store_in_a_shared_transaction_fails_alone(tmp_path: Path, among_others: None, context: Maker) -> None:
+    """The same instance twice in one transaction: the second is AlreadyStored, its file removed,
+    and the third store is indexed as if alone."""
+    ctx = context()
+    twice = to_bytes(base_dataset("TWICE"))
+    gate = _Gate(3)
+    try:
+        sizes, results = _store_together(ctx, [twice, twice, to_bytes(base_dataset("OTHER"))], gate)
+    finally:
+        gate.pool.shutdown()
+    assert sizes == [3]
+    assert [r.status for r in results] == ["Success", "AlreadyStored", "Success"]
+    assert _instances(ctx) == 2
+    assert len(folder_uuids(tmp_path / "storage")) == 2
+    assert _unsettled(ctx) == 0
+
+
+def test_only_the_store_that_must_recycle_leaves_the_shared_transaction(tmp_path: Path, among_others: None,
+                                                                       context: Maker, offload: _Offload) -> None:
+    """Its savepoint is rolled back and a worker indexes it, recycling the oldest patient."""
+    ctx = context(MaximumPatientCount=2)
+    oldest = _store(ctx, to_bytes(base_dataset("OLDEST")), offload)
+    kept = _store(ctx, to_bytes(base_dataset("KEPT")), offload)
+    gate = _Gate(2)
+    try:
+        sizes, results = _store_together(
+            ctx, [to_bytes(base_dataset("KEPT")), to_bytes(base_dataset("NEWEST"))], gate)
+    finally:
+        gate.pool.shutdown()
+    assert sizes == [2]
+    assert [r.status for r in results] == ["Success", "Success"]
+    assert gate.calls == ["write_attachment", "write_attachment", "_index_and_finish"]
+    reader = ctx.index.reader()
+    assert reader.lookup(oldest.ids.patient) is None
+    assert reader.lookup(kept.ids.patient) is not None
+    assert reader.lookup(results[1].ids.patient) is not None
+    assert reader.counters()["level1"] == 2
+    assert _instances(ctx) == 3
+    assert len(folder_uuids(tmp_path / "storage")) == 3
+    assert _unsettled(ctx) == 0

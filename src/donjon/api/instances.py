@@ -10,7 +10,8 @@ import zipfile
 import zlib
 
 from ..core.attachments import read_attachment
-from ..core.store import StoreOrigin, store_instance_on_loop
+from ..core.store import StoreOrigin
+from ..core.store_on_loop import store_instance_on_loop
 from ..errors import ErrorCode, OrthancError
 from ..limits import Limits, too_large
 from ..registry import CompressionType, Origin

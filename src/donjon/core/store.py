@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -17,7 +17,7 @@ from ..dicom.parse import ParsedInstance, parse_instance
 from ..errors import ErrorCode, OrthancError
 from ..ids import InstanceIds
 from ..index.identifiers import PATIENT_IDENTIFIER_TAGS, on_study
-from ..index.protocol import FileInfo, WriterBusy
+from ..index.protocol import FileInfo
 from ..registry import NEW_RESOURCE_CHANGE, ChangeType, ContentType, Level, Metadata, Origin
 from ..storage.wait_hook import set_before_wait
 from .attachments import write_attachment
@@ -92,19 +92,15 @@ def _store(ctx: ServerContext, data: bytes, origin: StoreOrigin) -> StoreResult:
 
 
 def _index_files(ctx: ServerContext, parsed: ParsedInstance, files: list[FileInfo],
-                 origin: StoreOrigin, on_loop: bool = False) -> _Indexed:
-    """Index an instance whose files are written; they are removed unless it is indexed. A write
-    refused (`WriterBusy`: on an event loop, the writer busy or a recycling pass due) has changed
-    nothing."""
+                 origin: StoreOrigin) -> _Indexed:
+    """Index an instance whose files are written; they are removed unless it is indexed."""
     try:
         # the commit is fsynced here, or with the next ones (core/index_sync.py): the files stay in
         # the in-flight journal until then, for a power cut's recovery
         outcome = _index_in_one_statement(ctx, parsed, files, origin)
         if outcome is None:
-            outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin, on_loop),
+            outcome = ctx.index.write(lambda tx: _index(ctx, tx, parsed, files, origin),
                                       durable=not ctx.index_sync.deferred)
-    except WriterBusy:
-        raise
     except BaseException:
         _remove(ctx, files)
         raise
@@ -134,65 +130,6 @@ def _finish(ctx: ServerContext, ids: InstanceIds, files: list[FileInfo], outcome
 def _index_and_finish(ctx: ServerContext, parsed: ParsedInstance, files: list[FileInfo],
                       origin: StoreOrigin) -> StoreResult:
     return _finish(ctx, parsed.ids, files, _index_files(ctx, parsed, files, origin))
-
-
-Offload = Callable[..., Awaitable[Any]]  # runs a blocking call on a worker; starts it at once
-
-
-async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin,
-                                 offload: Offload) -> StoreResult:
-    """A store as an event loop runs it, among others: the Python steps (parse, index) on the loop
-    itself, only the file's write and fsync on a worker thread (`offload`, which must start the work
-    at once). Python runs one thread at a time: when every step of every store ran on a worker, four
-    clients kept the threads handing Python's lock to each other (a quarter of the server's CPU in
-    thread switches). A store alone goes the way of `store_instance` on a worker, whose helper
-    thread parses during the fsync: here the worker could only start once the parse has let go of
-    Python's lock. So do the stores that would need more than one hand-over (compression and its
-    header attachment, a commit to fsync), plugins' callbacks, and PostgreSQL's store (a round trip
-    the loop must not wait for). Under recycling limits a store comes here too: its pass only reads
-    two counters until it must delete a patient, and then a worker indexes it instead."""
-    if not (_in_flight.busy() and _one_hand_over(ctx)):
-        return await offload(store_instance, ctx, data, origin)  # type: ignore[no-any-return]
-    with _in_flight.enter():
-        return await _store_on_loop(ctx, data, origin, offload)
-
-
-def _one_hand_over(ctx: ServerContext) -> bool:
-    """Whether a store's only blocking step is its one file's write: the rest runs on the loop."""
-    return (ctx.plugins is None and hasattr(ctx.index, "writes_if_idle") and ctx.index_sync.deferred
-            and not ctx.attachment_policy.compress and ctx.storage.has_read_range())
-
-
-async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:
-    def write() -> Awaitable[FileInfo]:
-        return offload(write_attachment, ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
-
-    written = write() if _looks_like_dicom(data) else None  # anything else is parsed first, never written
-    try:
-        parsed = parse_instance(data, ctx.default_encoding)
-    except BaseException:
-        if written is not None:
-            await _discard(ctx, written)
-        raise
-    files = [await (written if written is not None else write())]  # (no header attachment: `_one_hand_over`)
-    # a commit without fsync, no patient to recycle: as short as a metadata write, run here when
-    # the writer is idle (a worker runs it otherwise, and one that recycles: `make_room`'s
-    # `light_only`); after it (the events, the caches), nothing can be refused as busy
-    try:
-        with ctx.index.writes_if_idle():  # type: ignore[attr-defined]
-            outcome = _index_files(ctx, parsed, files, origin, on_loop=True)
-    except WriterBusy:
-        return await offload(_index_and_finish, ctx, parsed, files, origin)  # type: ignore[no-any-return]
-    return _finish(ctx, parsed.ids, files, outcome)
-
-
-async def _discard(ctx: ServerContext, written: Awaitable[FileInfo]) -> None:
-    """Remove the file of a store that failed before its indexing (the store's error is reported)."""
-    try:
-        info = await written
-    except Exception:
-        return
-    ctx.storage.remove(info.uuid, info.content_type)
 
 
 def _prepare(ctx: ServerContext, data: bytes) -> tuple[ParsedInstance, bool]:
@@ -311,6 +248,7 @@ def _tags_blob(tags: list[tuple[int, str]]) -> bytes:
 
 def _index(ctx: ServerContext, tx: WriteTransaction, parsed: ParsedInstance, files: list[FileInfo],
            origin: StoreOrigin, on_loop: bool = False) -> _Indexed:
+    """`on_loop`: an event loop's write, where a recycling pass that must delete raises `WriterBusy`."""
     ids = parsed.ids
     now = now_utc()
     deletion: Deletion | None = None

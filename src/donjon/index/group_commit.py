@@ -82,6 +82,18 @@ class GroupCommitter(Generic[W]):
         self._lead([req])
         return True, req.outcome()
 
+    def execute_many_if_idle(self, fns: list[Callable[[W], Any]],
+                             durable: bool = True) -> list[WriteRequest[W]] | None:
+        """`execute_if_idle` for several functions in one transaction (each in its own savepoint:
+        one failing rolls back only itself); their settled requests, or None when busy."""
+        with self._cond:
+            if self._busy or self._pending:
+                return None
+            self._busy = True
+        requests: list[WriteRequest[W]] = [WriteRequest(fn, durable) for fn in fns]
+        self._lead(requests)
+        return requests
+
     def _lead(self, batch: list[WriteRequest[W]]) -> None:
         """Run `batch` in this thread (the busy flag already taken), then hand the lead over."""
         self._local.leading = True

@@ -179,6 +179,15 @@ class SQLiteIndex:
             return value  # type: ignore[return-value]
         return self._committer.execute(fn, durable)
 
+    def write_many_if_idle(self, fns: list[Callable[[SQLiteWriter], Any]],
+                           durable: bool = True) -> list[WriteRequest[SQLiteWriter]] | None:
+        """Several writes in one transaction, run at once in this thread when the writer is idle
+        (else None, without waiting): an event loop's stores share their commit (core/store_on_loop.py).
+        Each request holds its own outcome: one failing rolls back only itself."""
+        if self._closed:
+            raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
+        return self._committer.execute_many_if_idle(fns, durable)
+
     @contextmanager
     def writes_if_idle(self) -> Iterator[None]:
         """Within this block, a write of this thread runs at once if the writer is idle, else raises

@@ -1,0 +1,184 @@
+"""A REST store among others, as the event loop runs it: the Python steps (parse, index) on the loop
+itself, only the file's write and fsync on a worker thread.
+
+Python runs one thread at a time: when every step of every store ran on a worker, four clients kept
+the threads handing Python's lock to each other (a quarter of the server's CPU in thread switches).
+The stores whose files are written by the time the loop comes round share one index transaction:
+a store's commit writes ~16 pages to the WAL (and later to the database file), most of them the
+same pages as the next store's (the ends of the tables and indexes), so two stores in one
+transaction write 11 pages each, four 8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..dicom.parse import ParsedInstance, parse_instance
+from ..index.protocol import FileInfo, WriterBusy
+from ..registry import ContentType
+from .attachments import write_attachment
+from .store import (
+    StoreOrigin,
+    StoreResult,
+    _finish,
+    _in_flight,
+    _index,
+    _index_and_finish,
+    _looks_like_dicom,
+    _remove,
+    store_instance,
+)
+
+if TYPE_CHECKING:
+    from .context import ServerContext
+
+Offload = Callable[..., Awaitable[Any]]  # runs a blocking call on a worker; starts it at once
+_MAX_BATCH = 64  # stores per transaction: bounds the loop's time in one commit
+
+
+async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin,
+                                 offload: Offload) -> StoreResult:
+    """A store among others goes this way when its one blocking step is its file's write. A store
+    alone goes the way of `store_instance` on a worker, whose helper thread parses during the
+    fsync: here the worker could only start once the parse has let go of Python's lock. So do the
+    stores that would need more than one hand-over (compression and its header attachment, a
+    commit to fsync), plugins' callbacks, and PostgreSQL's store (a round trip the loop must not
+    wait for). Under recycling limits a store comes here too: its pass only reads two counters
+    until it must delete a patient, and then a worker indexes it instead."""
+    if not (_in_flight.busy() and _one_hand_over(ctx)):
+        return await offload(store_instance, ctx, data, origin)  # type: ignore[no-any-return]
+    with _in_flight.enter():
+        return await _store_on_loop(ctx, data, origin, offload)
+
+
+def _one_hand_over(ctx: ServerContext) -> bool:
+    """Whether a store's only blocking step is its one file's write: the rest runs on the loop."""
+    return (ctx.plugins is None and hasattr(ctx.index, "write_many_if_idle") and ctx.index_sync.deferred
+            and not ctx.attachment_policy.compress and ctx.storage.has_read_range())
+
+
+async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:
+    def write() -> Awaitable[FileInfo]:
+        return offload(write_attachment, ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
+
+    written = write() if _looks_like_dicom(data) else None  # anything else is parsed first, never written
+    try:
+        parsed = parse_instance(data, ctx.default_encoding)
+    except BaseException:
+        if written is not None:
+            await _discard(ctx, written)
+        raise
+    files = [await (written if written is not None else write())]  # (no header attachment: `_one_hand_over`)
+    return await _batch(ctx).add(parsed, files, origin, offload)
+
+
+async def _discard(ctx: ServerContext, written: Awaitable[FileInfo]) -> None:
+    """Remove the file of a store that failed before its indexing (the store's error is reported)."""
+    try:
+        info = await written
+    except Exception:
+        return
+    ctx.storage.remove(info.uuid, info.content_type)
+
+
+class _Item:
+    __slots__ = ("answer", "files", "offload", "origin", "parsed")
+
+    def __init__(self, parsed: ParsedInstance, files: list[FileInfo], origin: StoreOrigin, offload: Offload,
+                 answer: asyncio.Future[StoreResult]):
+        self.parsed = parsed
+        self.files = files
+        self.origin = origin
+        self.offload = offload
+        self.answer = answer
+
+
+class _IndexBatch:
+    """The stores of one server context waiting for the loop's next turn to be indexed together.
+    Each is settled entirely there (indexed and finished, or handed to a worker): a store whose
+    caller stops waiting (a cancelled request) still ends as any other."""
+
+    def __init__(self, ctx: ServerContext, loop: asyncio.AbstractEventLoop):
+        self.ctx = ctx
+        self.loop = loop
+        self.items: list[_Item] = []
+
+    def add(self, parsed: ParsedInstance, files: list[FileInfo], origin: StoreOrigin,
+            offload: Offload) -> asyncio.Future[StoreResult]:
+        answer: asyncio.Future[StoreResult] = self.loop.create_future()
+        if not self.items:
+            self.loop.call_soon(self._flush)
+        self.items.append(_Item(parsed, files, origin, offload, answer))
+        return answer
+
+    def _flush(self) -> None:
+        items, self.items = self.items, []
+        for start in range(0, len(items), _MAX_BATCH):
+            self._run(items[start:start + _MAX_BATCH])
+
+    def _run(self, items: list[_Item]) -> None:
+        """One transaction (a savepoint per store: one failing leaves the others), without fsync
+        (`_one_hand_over`: the index's sync is deferred), when the writer is idle; a store the loop
+        cannot index (the writer busy, or a patient to recycle) goes to a worker."""
+        ctx = self.ctx
+        fns = [self._indexing(item) for item in items]
+        requests = ctx.index.write_many_if_idle(fns, durable=False)  # type: ignore[attr-defined]
+        for i, item in enumerate(items):
+            try:
+                if requests is None:
+                    raise WriterBusy()
+                outcome = requests[i].outcome()
+            except WriterBusy:
+                self._to_worker(item)
+                continue
+            except BaseException as e:
+                _remove(ctx, item.files)
+                _settle(item.answer, error=e)
+                continue
+            try:
+                if outcome.status != "Success":
+                    _remove(ctx, item.files)
+                _settle(item.answer, _finish(ctx, item.parsed.ids, item.files, outcome))
+            except BaseException as e:
+                _settle(item.answer, error=e)
+
+    def _indexing(self, item: _Item) -> Callable[[Any], Any]:
+        ctx = self.ctx
+        return lambda tx: _index(ctx, tx, item.parsed, item.files, item.origin, on_loop=True)
+
+    def _to_worker(self, item: _Item) -> None:
+        work = item.offload(_index_and_finish, self.ctx, item.parsed, item.files, item.origin)
+
+        def done(f: asyncio.Future[StoreResult]) -> None:
+            if f.cancelled():
+                _settle(item.answer, error=asyncio.CancelledError())
+            elif f.exception() is not None:
+                _settle(item.answer, error=f.exception())
+            else:
+                _settle(item.answer, f.result())
+
+        asyncio.ensure_future(work).add_done_callback(done)
+
+
+def _settle(answer: asyncio.Future[StoreResult], result: StoreResult | None = None,
+            error: BaseException | None = None) -> None:
+    if answer.done():  # its store was cancelled: the outcome has no reader
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(result)  # type: ignore[arg-type]
+
+
+_batches: weakref.WeakKeyDictionary[ServerContext, _IndexBatch] = weakref.WeakKeyDictionary()
+
+
+def _batch(ctx: ServerContext) -> _IndexBatch:
+    loop = asyncio.get_running_loop()
+    batch = _batches.get(ctx)
+    if batch is None or batch.loop is not loop:
+        batch = _batches[ctx] = _IndexBatch(ctx, loop)
+    return batch
