@@ -22,6 +22,7 @@ from donjon.core.store_on_loop import store_instance_on_loop
 from donjon.dicom.parse import parse_instance
 from donjon.errors import ErrorCode, OrthancError
 from donjon.registry import ChangeType, ContentType
+from donjon.storage import native_sync
 from tests.faults.crafted import base_dataset, to_bytes
 from tests.support.aio import run_in_own_thread
 from tests.support.stored import folder_uuids
@@ -54,20 +55,46 @@ def context(tmp_path: Path) -> Iterator[Maker]:
 
 
 class _Offload:
-    """A worker pool that records what it was handed; the work starts at once, as `Api.submit`'s."""
+    """A worker pool that records what it was handed (the work starts at once, as `Api.submit`'s),
+    and the fsyncs handed to native threads (storage/native_sync.py; real ones). With `gate` = n,
+    the fsyncs' completions are held until n are done, then given all in one turn of the loop:
+    their stores are then ready to be indexed together, as when a busy loop comes round to several
+    finished writes at once."""
 
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=2)
         self.calls: list[str] = []
+        self.gate = 0
+        self.held: list[tuple[asyncio.Future[None], asyncio.Future[None]]] = []
+        self.releasing: asyncio.Task[None] | None = None
 
     def __call__(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         self.calls.append(fn.__name__)
         return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
+    def fsync(self, synced: asyncio.Future[None]) -> asyncio.Future[None]:
+        self.calls.append("fsync")
+        if not self.gate:
+            return synced
+        outer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.held.append((synced, outer))
+        if len(self.held) == self.gate:
+            held = list(self.held)
+
+            async def release() -> None:
+                await asyncio.gather(*(i for i, _ in held))
+                for _, o in held:
+                    o.set_result(None)
+
+            self.releasing = asyncio.ensure_future(release())
+        return outer
+
 
 @pytest.fixture
-def offload() -> Iterator[_Offload]:
+def offload(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Offload]:
     pool = _Offload()
+    real = native_sync.fsync
+    monkeypatch.setattr(native_sync, "fsync", lambda fd: pool.fsync(real(fd)))
     yield pool
     pool.pool.shutdown()
 
@@ -87,13 +114,13 @@ def _instances(ctx: ServerContext) -> int:
     return ctx.index.reader().counters()["level4"]
 
 
-def test_a_common_store_hands_only_its_file_to_a_worker(tmp_path: Path, among_others: None, context: Maker,
-                                                        offload: _Offload) -> None:
+def test_a_small_store_runs_on_the_loop_with_its_fsync_on_a_native_thread(
+        tmp_path: Path, among_others: None, context: Maker, offload: _Offload) -> None:
     ctx = context()
     data = to_bytes(base_dataset("LOOP"))
     result = _store(ctx, data, offload)
     assert result.status == "Success"
-    assert offload.calls == ["write_attachment"]  # parsed and indexed on the loop
+    assert offload.calls == ["fsync"]  # written, parsed and indexed on the loop; no Python worker
     files = folder_uuids(tmp_path / "storage")
     assert len(files) == 1
     uuid = next(iter(files))
@@ -111,6 +138,22 @@ def test_a_common_store_hands_only_its_file_to_a_worker(tmp_path: Path, among_ot
     assert changes == [ChangeType.NEW_INSTANCE, ChangeType.NEW_SERIES, ChangeType.NEW_STUDY, ChangeType.NEW_PATIENT]
 
 
+def test_a_big_file_is_written_by_a_worker(tmp_path: Path, among_others: None, context: Maker,
+                                          offload: _Offload) -> None:
+    """Its copy into the page cache and its MD5 would hold the loop: a worker writes it."""
+    ctx = context()
+    ds = base_dataset("BIG")
+    ds.PixelData = b"\x00\x01" * 40_000
+    ds["PixelData"].VR = "OW"
+    data = to_bytes(ds)
+    result = _store(ctx, data, offload)
+    assert result.status == "Success"
+    assert offload.calls == ["write_attachment"]
+    uuid = next(iter(folder_uuids(tmp_path / "storage")))
+    assert (tmp_path / "storage" / uuid[0:2] / uuid[2:4] / uuid).read_bytes() == data
+    assert _unsettled(ctx) == 0
+
+
 def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path, among_others: None, context: Maker,
                                                              offload: _Offload) -> None:
     ctx = context()
@@ -122,7 +165,7 @@ def test_malformed_file_with_a_dicom_preamble_leaves_nothing(tmp_path: Path, amo
     with pytest.raises(OrthancError) as error:
         _store(ctx, data, offload)
     assert error.value.code == expected.value.code == ErrorCode.INEXISTENT_TAG
-    assert offload.calls == ["write_attachment"]  # written while it was parsed, then removed
+    assert offload.calls == ["fsync"]  # written while it was parsed, then removed
     assert folder_uuids(tmp_path / "storage") == set()
     assert _unsettled(ctx) == 0
     assert _instances(ctx) == 0
@@ -154,7 +197,7 @@ def test_a_busy_writer_sends_the_indexing_to_a_worker(tmp_path: Path, among_othe
         threading.Timer(0.3, release.set).start()
         result = _store(ctx, to_bytes(base_dataset("BUSY")), offload)
         assert result.status == "Success"
-        assert offload.calls == ["write_attachment", "_index_and_finish"]
+        assert offload.calls == ["fsync", "_index_and_finish"]
         assert _instances(ctx) == 1
         assert len(folder_uuids(tmp_path / "storage")) == 1
         assert _unsettled(ctx) == 0
@@ -182,10 +225,10 @@ def test_a_recycling_pass_that_deletes_runs_on_a_worker(tmp_path: Path, among_ot
     patient (rows of any number, files to unlink) is rolled back there and indexed by a worker."""
     ctx = context(MaximumPatientCount=1)
     first = _store(ctx, to_bytes(base_dataset("RECYCLED")), offload)
-    assert offload.calls == ["write_attachment"]
+    assert offload.calls == ["fsync"]
     second = _store(ctx, to_bytes(base_dataset("KEPT")), offload)
     assert first.status == second.status == "Success"
-    assert offload.calls == ["write_attachment", "write_attachment", "_index_and_finish"]
+    assert offload.calls == ["fsync", "fsync", "_index_and_finish"]
     reader = ctx.index.reader()
     assert reader.counters()["level1"] == 1
     assert reader.lookup(first.ids.patient) is None
@@ -203,7 +246,7 @@ def test_a_full_storage_in_reject_mode_refuses_on_the_loop(tmp_path: Path, among
     with pytest.raises(OrthancError) as refused:
         _store(ctx, to_bytes(base_dataset("REFUSED")), offload)
     assert refused.value.code == ErrorCode.FULL_STORAGE
-    assert offload.calls == ["write_attachment", "write_attachment"]
+    assert offload.calls == ["fsync", "fsync"]
     assert ctx.index.reader().counters()["level1"] == 1
     assert len(folder_uuids(tmp_path / "storage")) == 1  # the refused instance's file is removed
     assert _unsettled(ctx) == 0
@@ -235,36 +278,8 @@ def test_a_store_alone_runs_on_a_worker(context: Maker, offload: _Offload) -> No
     assert _instances(ctx) == 1
 
 
-class _Gate(_Offload):
-    """Holds the answers of the file writes until `n` are written, then gives them all in one turn
-    of the loop: their stores are then ready to be indexed together, as when a busy loop comes
-    round to several finished writes at once."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-        self.held: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = []
-        self.releasing: asyncio.Task[None] | None = None
-
-    def __call__(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        inner = super().__call__(fn, *args)
-        if fn.__name__ != "write_attachment":
-            return inner
-        outer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.held.append((inner, outer))
-        if len(self.held) == self.n:
-            held = list(self.held)
-
-            async def release() -> None:
-                await asyncio.gather(*(i for i, _ in held))
-                for i, o in held:
-                    o.set_result(i.result())
-
-            self.releasing = asyncio.ensure_future(release())
-        return outer
-
-
-def _store_together(ctx: ServerContext, payloads: list[bytes], gate: _Gate) -> tuple[list[int], list[StoreResult]]:
+def _store_together(ctx: ServerContext, payloads: list[bytes],
+                    offload: _Offload) -> tuple[list[int], list[StoreResult]]:
     """Stores the payloads at once; the sizes of the index's loop transactions, and the results."""
     sizes: list[int] = []
     real = ctx.index.write_many_if_idle  # type: ignore[attr-defined]
@@ -276,23 +291,20 @@ def _store_together(ctx: ServerContext, payloads: list[bytes], gate: _Gate) -> t
     ctx.index.write_many_if_idle = recording  # type: ignore[attr-defined]
 
     async def main() -> list[StoreResult]:
-        return list(await asyncio.gather(*(store_instance_on_loop(ctx, p, StoreOrigin(), gate) for p in payloads)))
+        return list(await asyncio.gather(*(store_instance_on_loop(ctx, p, StoreOrigin(), offload) for p in payloads)))
 
     return sizes, run_in_own_thread(main)
 
 
 def test_stores_ready_in_one_turn_share_one_transaction(tmp_path: Path, among_others: None,
-                                                        context: Maker) -> None:
+                                                        context: Maker, offload: _Offload) -> None:
     """Each store's commit would write ~16 pages, most of them the same as the next one's."""
     ctx = context()
-    gate = _Gate(3)
-    try:
-        sizes, results = _store_together(ctx, [to_bytes(base_dataset(f"SHARED{i}")) for i in range(3)], gate)
-    finally:
-        gate.pool.shutdown()
+    offload.gate = 3
+    sizes, results = _store_together(ctx, [to_bytes(base_dataset(f"SHARED{i}")) for i in range(3)], offload)
     assert sizes == [3]
     assert [r.status for r in results] == ["Success"] * 3
-    assert gate.calls == ["write_attachment"] * 3
+    assert offload.calls == ["fsync"] * 3
     assert _instances(ctx) == 3
     assert len(folder_uuids(tmp_path / "storage")) == 3
     assert _unsettled(ctx) == 0
@@ -302,16 +314,14 @@ def test_stores_ready_in_one_turn_share_one_transaction(tmp_path: Path, among_ot
     assert len(new_instances) == 3
 
 
-def test_a_store_in_a_shared_transaction_fails_alone(tmp_path: Path, among_others: None, context: Maker) -> None:
+def test_a_store_in_a_shared_transaction_fails_alone(tmp_path: Path, among_others: None, context: Maker,
+                                                     offload: _Offload) -> None:
     """The same instance twice in one transaction: the second is AlreadyStored, its file removed,
     and the third store is indexed as if alone."""
     ctx = context()
     twice = to_bytes(base_dataset("TWICE"))
-    gate = _Gate(3)
-    try:
-        sizes, results = _store_together(ctx, [twice, twice, to_bytes(base_dataset("OTHER"))], gate)
-    finally:
-        gate.pool.shutdown()
+    offload.gate = 3
+    sizes, results = _store_together(ctx, [twice, twice, to_bytes(base_dataset("OTHER"))], offload)
     assert sizes == [3]
     assert [r.status for r in results] == ["Success", "AlreadyStored", "Success"]
     assert _instances(ctx) == 2
@@ -325,15 +335,12 @@ def test_only_the_store_that_must_recycle_leaves_the_shared_transaction(tmp_path
     ctx = context(MaximumPatientCount=2)
     oldest = _store(ctx, to_bytes(base_dataset("OLDEST")), offload)
     kept = _store(ctx, to_bytes(base_dataset("KEPT")), offload)
-    gate = _Gate(2)
-    try:
-        sizes, results = _store_together(
-            ctx, [to_bytes(base_dataset("KEPT")), to_bytes(base_dataset("NEWEST"))], gate)
-    finally:
-        gate.pool.shutdown()
+    offload.calls.clear()
+    offload.gate = 2
+    sizes, results = _store_together(ctx, [to_bytes(base_dataset("KEPT")), to_bytes(base_dataset("NEWEST"))], offload)
     assert sizes == [2]
     assert [r.status for r in results] == ["Success", "Success"]
-    assert gate.calls == ["write_attachment", "write_attachment", "_index_and_finish"]
+    assert offload.calls == ["fsync", "fsync", "_index_and_finish"]
     reader = ctx.index.reader()
     assert reader.lookup(oldest.ids.patient) is None
     assert reader.lookup(kept.ids.patient) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid as uuidlib
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -57,6 +58,30 @@ def write_attachment(storage: StorageArea, data: bytes, content_type: int, polic
     return FileInfo(uuid=uuid, content_type=content_type, uncompressed_size=len(data), uncompressed_md5=md5,
                     compression=int(kind), compressed_size=len(stored), compressed_md5=stored_md5,
                     revision=revision)
+
+
+def writes_on_loop(storage: StorageArea, policy: AttachmentPolicy, size: int) -> bool:
+    """Whether an event loop may write a file itself (`start_attachment_write`): a storage that can
+    (a folder: its fsync runs on a native thread), no compression, and a small file (a bigger one's
+    copy into the page cache and MD5 would hold the loop)."""
+    return hasattr(storage, "start_create") and not policy.compress and size < _PARALLEL_MD5_BYTES
+
+
+def start_attachment_write(storage: StorageArea, data: bytes, content_type: int,
+                           policy: AttachmentPolicy) -> Awaitable[FileInfo]:
+    """`write_attachment` on an event loop (`writes_on_loop`): the file is written and its fsync
+    started now; the MD5 is computed while it runs; the returned coroutine waits for the fsync."""
+    uuid = str(uuidlib.uuid4())
+    creating = storage.start_create(uuid, data, content_type)  # type: ignore[attr-defined]
+    md5 = hashlib.md5(data).hexdigest() if policy.md5 else ""
+    info = FileInfo(uuid=uuid, content_type=content_type, uncompressed_size=len(data), uncompressed_md5=md5,
+                    compression=int(CompressionType.NONE), compressed_size=len(data), compressed_md5=md5)
+    return _written(creating, info)
+
+
+async def _written(creating: Awaitable[None], info: FileInfo) -> FileInfo:
+    await creating
+    return info
 
 
 def read_attachment(storage: StorageArea, info: FileInfo) -> bytes:

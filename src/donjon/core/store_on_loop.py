@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..dicom.parse import ParsedInstance, parse_instance
 from ..index.protocol import FileInfo, WriterBusy
 from ..registry import ContentType
-from .attachments import write_attachment
+from .attachments import start_attachment_write, write_attachment, writes_on_loop
 from .store import (
     StoreOrigin,
     StoreResult,
@@ -62,7 +62,14 @@ def _one_hand_over(ctx: ServerContext) -> bool:
 
 async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:
     def write() -> Awaitable[FileInfo]:
-        return offload(write_attachment, ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
+        if not writes_on_loop(ctx.storage, ctx.attachment_policy, len(data)):
+            return offload(write_attachment, ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
+        try:
+            return start_attachment_write(ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
+        except Exception as e:  # reported once the parse has had its say, as a worker's failure is
+            failed: asyncio.Future[FileInfo] = asyncio.get_running_loop().create_future()
+            failed.set_exception(e)
+            return failed
 
     written = write() if _looks_like_dicom(data) else None  # anything else is parsed first, never written
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Awaitable
 
 from .protocol import StorageArea
 
@@ -27,6 +28,8 @@ class CachingStorage:
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        if hasattr(inner, "start_create"):  # `create` for an event loop, where the inner storage has it
+            self.start_create = self._start_create
 
     def _put(self, uuid: str, data: bytes) -> None:
         if len(data) > self.max_item:
@@ -50,6 +53,14 @@ class CachingStorage:
 
     def create(self, uuid: str, data: bytes, content_type: int | None = None) -> None:
         self.inner.create(uuid, data, content_type)
+        if self.keep_written:
+            self._put(uuid, bytes(data))
+
+    def _start_create(self, uuid: str, data: bytes, content_type: int | None = None) -> Awaitable[None]:
+        return self._finish_create(self.inner.start_create(uuid, data, content_type), uuid, data)
+
+    async def _finish_create(self, creating: Awaitable[None], uuid: str, data: bytes) -> None:
+        await creating
         if self.keep_written:
             self._put(uuid, bytes(data))
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 
 from ..errors import ErrorCode, OrthancError
+from . import native_sync
 from .wait_hook import before_wait
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,43 @@ class FolderStorage:
             os.close(fd)
             self._unlink(path)
             raise _write_error(e) from None
+        os.close(fd)
+
+    def start_create(self, uuid: str, data: bytes, content_type: int | None = None) -> Awaitable[None]:
+        """`create` for an event loop, for small files: the file is opened and written at once (a copy
+        into the page cache) and its fsync started on a native thread (storage/native_sync.py); the
+        loop goes on meanwhile, and awaits the returned coroutine, which closes the file."""
+        path = self._path(uuid)
+        fd = self._open_new(path, uuid)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            synced = native_sync.fsync(fd) if self.fsync else None
+        except OSError as e:
+            os.close(fd)
+            self._unlink(path)
+            raise _write_error(e) from None
+        return self._finish_create(fd, path, synced)
+
+    async def _finish_create(self, fd: int, path: str, synced: asyncio.Future[None] | None) -> None:
+        try:
+            if synced is not None:
+                try:
+                    await asyncio.shield(synced)
+                except asyncio.CancelledError:
+                    synced.add_done_callback(_close_when_done(fd))  # never close under a running fsync
+                    fd = -1
+                    raise
+        except OSError as e:
+            os.close(fd)
+            self._unlink(path)
+            raise _write_error(e) from None
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
         os.close(fd)
 
     @staticmethod
@@ -149,6 +189,14 @@ class FolderStorage:
                     if _UUID.match(name) and name[0:2] == first and name[2:4] == second:
                         found.append(name)
         return found
+
+
+def _close_when_done(fd: int) -> Callable[[asyncio.Future[None]], None]:
+    def close(synced: asyncio.Future[None]) -> None:
+        if not synced.cancelled():
+            synced.exception()  # (read: its store is gone, nobody else will)
+        os.close(fd)
+    return close
 
 
 def _write_error(e: OSError) -> OrthancError:

@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,17 +156,38 @@ class JournaledStorage:
     def __init__(self, inner: Any, journal: InflightJournal):
         self.inner = inner
         self.journal = journal
+        if hasattr(inner, "start_create"):  # `create` for an event loop, where the inner storage has it
+            self.start_create = self._start_create
 
     def create(self, uuid: str, data: bytes, *args: Any, **kwargs: Any) -> None:
         self.journal.begin(uuid, args[0] if args else kwargs.get("content_type"), len(data))
         try:
             self.inner.create(uuid, data, *args, **kwargs)
         except BaseException:
-            try:  # whatever the failed write left, and its journal line
-                self.remove(uuid, *args, **kwargs)
-            except Exception as e:  # the line stays: the next start-up looks at this file again
-                log.warning("Cannot remove the file %s after a failed write: %s", uuid, e)
+            self._failed(uuid, args[0] if args else kwargs.get("content_type"))
             raise
+
+    def _start_create(self, uuid: str, data: bytes, content_type: int | None = None) -> Awaitable[None]:
+        self.journal.begin(uuid, content_type, len(data))
+        try:
+            creating = self.inner.start_create(uuid, data, content_type)
+        except BaseException:
+            self._failed(uuid, content_type)
+            raise
+        return self._finish_create(creating, uuid, content_type)
+
+    async def _finish_create(self, creating: Awaitable[None], uuid: str, content_type: int | None) -> None:
+        try:
+            await creating
+        except BaseException:
+            self._failed(uuid, content_type)
+            raise
+
+    def _failed(self, uuid: str, content_type: int | None) -> None:
+        try:  # whatever the failed write left, and its journal line
+            self.remove(uuid, content_type)
+        except Exception as e:  # the line stays: the next start-up looks at this file again
+            log.warning("Cannot remove the file %s after a failed write: %s", uuid, e)
 
     def remove(self, uuid: str, *args: Any, **kwargs: Any) -> None:
         self.inner.remove(uuid, *args, **kwargs)
