@@ -11,6 +11,10 @@ What a crash can take: after a process crash nothing (the OS keeps what was writ
 cut, the index commits of the last interval; their files are fsynced and still announced in the
 journal, so the next start-up finds them and stores them again (core/inflight.py `adopt`): no
 acknowledged instance is lost, and the index never names a missing file.
+
+With SQLite the same thread runs the WAL checkpoints (`SQLiteIndex.take_over_checkpoints`): a
+commit past 1,000 WAL pages used to copy them into the database and fsync it twice in the thread
+that committed, most often the event loop, which then answered nobody for several milliseconds.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..storage.journal import InflightJournal
 from .clock import now_utc
 
 log = logging.getLogger(__name__)
+_CHECKPOINT_PAGES = 1000  # a checkpoint at the first tick past SQLite's own threshold
 
 
 class IndexSync:
@@ -38,6 +43,10 @@ class IndexSync:
         self._awaiting: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # SQLite: this thread also runs the WAL checkpoints, off the threads that commit (the loop)
+        self._checkpoints = self.deferred and hasattr(index, "take_over_checkpoints")
+        if self._checkpoints:
+            index.take_over_checkpoints()
         if self.deferred:
             self._thread = threading.Thread(target=self._run, name="index-sync", daemon=True)
             self._thread.start()
@@ -71,6 +80,8 @@ class IndexSync:
         while not self._stop.wait(self.interval):
             try:
                 self.flush()
+                if self._checkpoints:
+                    self.index.checkpoint(min_pages=_CHECKPOINT_PAGES)
             except Exception as e:  # an index that is closing or unreachable: the next tick retries
                 log.warning("Cannot make the index durable: %s", e)
 

@@ -10,7 +10,8 @@ share one fsync.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -93,6 +94,21 @@ class GroupCommitter(Generic[W]):
         requests: list[WriteRequest[W]] = [WriteRequest(fn, durable) for fn in fns]
         self._lead(requests)
         return requests
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writer without a batch (work outside any transaction, e.g. a WAL checkpoint);
+        writes arriving meanwhile wait, then go as one batch."""
+        with self._cond:
+            while self._busy:
+                self._cond.wait()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:  # a waiting writer leads the next batch
+                self._busy = False
+                self._cond.notify_all()
 
     def _lead(self, batch: list[WriteRequest[W]]) -> None:
         """Run `batch` in this thread (the busy flag already taken), then hand the lead over."""

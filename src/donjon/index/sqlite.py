@@ -30,6 +30,9 @@ T = TypeVar("T")
 __all__ = ["SCHEMA_VERSION", "SQLiteIndex", "SQLiteReader", "SQLiteWriter"]
 
 SCHEMA_VERSION = 4
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+_SAFETY_CHECKPOINT_PAGES = 20000  # when another thread runs the checkpoints (`take_over_checkpoints`)
+_WAL_FRAME_BYTES = 4096 + 24  # a frame's header and a page (SQLite's default page size)
 _WRITER_CACHE_KB = 8192
 _READER_CACHE_KB = 2048
 
@@ -91,10 +94,11 @@ class SQLiteIndex:
             if mode.lower() != "wal":
                 log.warning("SQLite index is not in WAL mode (%s)", mode)
             conn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KB}")
-            # Checkpoints run in the committing writer: under a continuous stream of writes, only the
-            # writer itself can reset the WAL (a background checkpointer let it grow to 100 MB for
-            # 2 MB of data). The WAL file is cut back to 16 MB after a reset.
-            conn.execute("PRAGMA wal_autocheckpoint = 1000")
+            # Checkpoints run as the writer: under a continuous stream of writes, only a checkpoint
+            # holding the writer completes and lets the WAL be reset (a background checkpointer let
+            # it grow to 100 MB for 2 MB of data): the commit past 1,000 pages, or the index-sync
+            # thread (`take_over_checkpoints`). The WAL file is cut back to 16 MB after a reset.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
             conn.execute("PRAGMA journal_size_limit = 16777216")
         else:
             conn.execute(f"PRAGMA cache_size = -{_READER_CACHE_KB}")
@@ -187,6 +191,29 @@ class SQLiteIndex:
         if self._closed:
             raise OrthancError(ErrorCode.DATABASE_UNAVAILABLE, "The index is closed")
         return self._committer.execute_many_if_idle(fns, durable)
+
+    def take_over_checkpoints(self) -> None:
+        """From now on the caller runs the checkpoints (`checkpoint`, from its own thread): a commit
+        runs one only past a safety limit. A checkpoint copies ~1,000 pages into the database and
+        fsyncs it twice; run by the commit that crosses the limit, it lands on whichever thread
+        commits, the event loop most often (core/store_on_loop.py)."""
+        with self._committer.exclusive():
+            self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {_SAFETY_CHECKPOINT_PAGES}")
+
+    def checkpoint(self, min_pages: int = 0) -> bool:
+        """Copy the WAL into the database if it holds `min_pages` or more, holding the writer: a
+        checkpoint beside a stream of commits never completes, and only a complete one lets the
+        next commit start the WAL again (a background checkpointer let it grow to 100 MB)."""
+        try:
+            if os.stat(self.path + "-wal").st_size < min_pages * _WAL_FRAME_BYTES:
+                return False
+        except OSError:
+            return False
+        with self._committer.exclusive():
+            if self._closed:
+                return False
+            self._writer_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        return True
 
     @contextmanager
     def writes_if_idle(self) -> Iterator[None]:
