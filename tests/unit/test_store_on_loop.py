@@ -349,3 +349,14 @@ def test_only_the_store_that_must_recycle_leaves_the_shared_transaction(tmp_path
     assert _instances(ctx) == 3
     assert len(folder_uuids(tmp_path / "storage")) == 3
     assert _unsettled(ctx) == 0
+
+
+def test_a_closed_index_fails_the_store_and_leaves_no_file(tmp_path: Path, among_others: None, context: Maker,
+                                                           offload: _Offload) -> None:
+    """A batch that cannot run at all settles every store of it (none waits forever)."""
+    ctx = context()
+    ctx.index.close()
+    with pytest.raises(OrthancError) as error:
+        _store(ctx, to_bytes(base_dataset("CLOSED")), offload)
+    assert error.value.code == ErrorCode.DATABASE_UNAVAILABLE
+    assert folder_uuids(tmp_path / "storage") == set()

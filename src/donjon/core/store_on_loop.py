@@ -1,5 +1,5 @@
-"""A REST store among others, as the event loop runs it: the Python steps (parse, index) on the loop
-itself, only the file's write and fsync on a worker thread.
+"""A REST store among others, as the event loop runs it: the loop writes a small file itself and
+has it fsynced on a C thread (storage/native_sync.py), parses it meanwhile and indexes it.
 
 Python runs one thread at a time: when every step of every store ran on a worker, four clients kept
 the threads handing Python's lock to each other (a quarter of the server's CPU in thread switches).
@@ -109,9 +109,15 @@ class _IndexBatch:
     caller stops waiting (a cancelled request) still ends as any other."""
 
     def __init__(self, ctx: ServerContext, loop: asyncio.AbstractEventLoop):
-        self.ctx = ctx
+        self._ctx = weakref.ref(ctx)  # (the registry of batches must not keep a context alive)
         self.loop = loop
         self.items: list[_Item] = []
+
+    @property
+    def ctx(self) -> ServerContext:
+        ctx = self._ctx()
+        assert ctx is not None, "a store outlived its server context"
+        return ctx
 
     def add(self, parsed: ParsedInstance, files: list[FileInfo], origin: StoreOrigin,
             offload: Offload) -> asyncio.Future[StoreResult]:
@@ -132,7 +138,13 @@ class _IndexBatch:
         cannot index (the writer busy, or a patient to recycle) goes to a worker."""
         ctx = self.ctx
         fns = [self._indexing(item) for item in items]
-        requests = ctx.index.write_many_if_idle(fns, durable=False)  # type: ignore[attr-defined]
+        try:
+            requests = ctx.index.write_many_if_idle(fns, durable=False)  # type: ignore[attr-defined]
+        except BaseException as e:  # (the index closed): every store of the batch fails, none hangs
+            for item in items:
+                _remove(ctx, item.files)
+                _settle(item.answer, error=e)
+            return
         for i, item in enumerate(items):
             try:
                 if requests is None:
@@ -157,7 +169,12 @@ class _IndexBatch:
         return lambda tx: _index(ctx, tx, item.parsed, item.files, item.origin, on_loop=True)
 
     def _to_worker(self, item: _Item) -> None:
-        work = item.offload(_index_and_finish, self.ctx, item.parsed, item.files, item.origin)
+        try:
+            work = item.offload(_index_and_finish, self.ctx, item.parsed, item.files, item.origin)
+        except BaseException as e:  # (the workers shut down)
+            _remove(self.ctx, item.files)
+            _settle(item.answer, error=e)
+            return
 
         def done(f: asyncio.Future[StoreResult]) -> None:
             if f.cancelled():

@@ -64,10 +64,12 @@ class FolderStorage:
                 written = os.write(fd, view)
                 view = view[written:]
             synced = native_sync.fsync(fd) if self.fsync else None
-        except OSError as e:
+        except BaseException as e:
             os.close(fd)
             self._unlink(path)
-            raise _write_error(e) from None
+            if isinstance(e, OSError):
+                raise _write_error(e) from None
+            raise
         return self._finish_create(fd, path, synced)
 
     async def _finish_create(self, fd: int, path: str, synced: asyncio.Future[None] | None) -> None:
