@@ -39,10 +39,7 @@ class FolderStorage:
         path = self._path(uuid)
         fd = self._open_new(path, uuid)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
             if self.fsync:
                 before_wait()
                 os.fsync(fd)
@@ -59,10 +56,7 @@ class FolderStorage:
         path = self._path(uuid)
         fd = self._open_new(path, uuid)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
             synced = native_sync.fsync(fd) if self.fsync else None
         except BaseException as e:
             os.close(fd)
@@ -191,6 +185,12 @@ class FolderStorage:
                     if _UUID.match(name) and name[0:2] == first and name[2:4] == second:
                         found.append(name)
         return found
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _close_when_done(fd: int) -> Callable[[asyncio.Future[None]], None]:
