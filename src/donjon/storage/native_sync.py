@@ -39,7 +39,10 @@ def fsync(fd: int) -> asyncio.Future[None]:
     op = Operation.fsync(fd)
 
     def finished(_result: int) -> None:  # on a caio thread
-        loop.call_soon_threadsafe(_settle, done, op)
+        try:
+            loop.call_soon_threadsafe(_settle, done, op)
+        except RuntimeError:  # the loop closed meanwhile (the server stopping): nobody waits
+            pass
 
     op.set_callback(finished)
     try:
