@@ -45,12 +45,16 @@ def test_taken_over_checkpoints_run_only_when_asked(tmp_path: Path) -> None:
         before = _db_size(tmp_path / "index")
         _fill(index, 1500)
         assert _db_size(tmp_path / "index") == before  # everything still in the WAL
+        assert index.wal_frames_to_copy() >= 1500
         assert not index.checkpoint(min_pages=5000)
         assert index.checkpoint(min_pages=1000)
         assert _db_size(tmp_path / "index") > before + 1000 * 4096
+        assert index.wal_frames_to_copy() == 0
         wal = (tmp_path / "index-wal").stat().st_size
         _fill(index, 100)  # the checkpoint was complete: the next commits start the WAL again
         assert (tmp_path / "index-wal").stat().st_size == wal
+        assert 100 <= index.wal_frames_to_copy() < 1000
+        assert not index.checkpoint(min_pages=1000)  # the WAL file is big, its new frames are few
     finally:
         index.close()
 

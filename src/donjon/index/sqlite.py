@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteIndex", "SQLiteReader", "SQLiteWriter"]
 SCHEMA_VERSION = 4
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 _SAFETY_CHECKPOINT_PAGES = 20000  # when another thread runs the checkpoints (`take_over_checkpoints`)
-_WAL_FRAME_BYTES = 4096 + 24  # a frame's header and a page (SQLite's default page size)
 _WRITER_CACHE_KB = 8192
 _READER_CACHE_KB = 2048
 
@@ -204,16 +204,27 @@ class SQLiteIndex:
         """Copy the WAL into the database if it holds `min_pages` or more, holding the writer: a
         checkpoint beside a stream of commits never completes, and only a complete one lets the
         next commit start the WAL again (a background checkpointer let it grow to 100 MB)."""
-        try:
-            if os.stat(self.path + "-wal").st_size < min_pages * _WAL_FRAME_BYTES:
-                return False
-        except OSError:
+        if self.wal_frames_to_copy() < min_pages:
             return False
         with self._committer.exclusive():
             if self._closed:
                 return False
             self._writer_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return True
+
+    def wal_frames_to_copy(self) -> int:
+        """Frames in the WAL not yet copied into the database, read from the WAL-index (the `-shm`
+        file: `mxFrame` in its header, `nBackfill` after the header's two copies; SQLite's documented
+        format, in the machine's byte order). The WAL file itself keeps its size once grown."""
+        try:
+            with open(self.path + "-shm", "rb") as shm:
+                head = shm.read(100)
+        except OSError:
+            return 0
+        if len(head) < 100:
+            return 0
+        last_frame, copied = struct.unpack_from("=I", head, 16)[0], struct.unpack_from("=I", head, 96)[0]
+        return max(last_frame - copied, 0)
 
     @contextmanager
     def writes_if_idle(self) -> Iterator[None]:
