@@ -238,8 +238,12 @@ def _header_files(ctx: ServerContext, data: bytes, parsed: ParsedInstance) -> li
 
 
 def _needs_header_file(ctx: ServerContext, parsed: ParsedInstance) -> bool:
-    return parsed.pixel_data_offset is not None and (ctx.attachment_policy.compress
-                                                     or not ctx.storage.has_read_range())
+    return parsed.pixel_data_offset is not None and keeps_header_files(ctx)
+
+
+def keeps_header_files(ctx: ServerContext) -> bool:
+    """Whether stores write the header attachment (compressed files, or a storage without ranges)."""
+    return ctx.attachment_policy.compress or not ctx.storage.has_read_range()
 
 
 def _tags_blob(tags: list[tuple[int, str]]) -> bytes:

@@ -29,6 +29,7 @@ from .store import (
     _index_and_finish,
     _looks_like_dicom,
     _remove,
+    keeps_header_files,
     store_instance,
 )
 
@@ -57,7 +58,7 @@ async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreO
 def _one_hand_over(ctx: ServerContext) -> bool:
     """Whether a store's only blocking step is its one file's write: the rest runs on the loop."""
     return (ctx.plugins is None and hasattr(ctx.index, "write_many_if_idle") and ctx.index_sync.deferred
-            and not ctx.attachment_policy.compress and ctx.storage.has_read_range())
+            and not keeps_header_files(ctx))
 
 
 async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:

@@ -201,7 +201,7 @@ class SQLiteIndex:
             self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {_SAFETY_CHECKPOINT_PAGES}")
 
     def checkpoint(self, min_pages: int = 0) -> bool:
-        """Copy the WAL into the database if it holds `min_pages` or more, holding the writer: a
+        """Copy the WAL into the database when `min_pages` or more wait to be copied, holding the writer: a
         checkpoint beside a stream of commits never completes, and only a complete one lets the
         next commit start the WAL again (a background checkpointer let it grow to 100 MB)."""
         if self.wal_frames_to_copy() < min_pages:
