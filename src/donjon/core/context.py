@@ -35,6 +35,7 @@ from .index_lock import IndexLock
 from .index_sync import IndexSync
 from .inflight import adopt
 from .inflight import install as install_journal
+from .metadata import MetadataReads
 from .recycling import Recycler
 from .shared_index import stable_change_is_due
 from .stable import StableMonitor
@@ -91,6 +92,7 @@ class ServerContext:
         self.events = EventBus()
         self.plugins: PluginHost | None = None  # set by the Python plugin host, if a script is configured
         self._file_cache: dict[str, FileInfo] = {}
+        self.metadata_reads = MetadataReads(self.index)
         self.stable = StableMonitor(config["StableAge"], self._record_stable)
         self.stable.start()
         if self.recycler.active():

@@ -168,6 +168,12 @@ class PgReader:
             "SELECT m.value FROM resources r JOIN metadata m ON m.resource_id = r.id AND m.type = %s "
             "WHERE r.parent_id = %s", (md_type, parent_id))]
 
+    def metadata_row(self, public_id: str, md_type: int) -> tuple[int, int, str | None, int] | None:
+        row = self._one(
+            "SELECT r.id, r.level, m.value, m.revision FROM resources r LEFT JOIN metadata m "
+            "ON m.resource_id = r.id AND m.type = %s WHERE r.public_id = %s", (md_type, public_id))
+        return None if row is None else (row[0], row[1], None if row[2] is None else _text(row[2]), row[3])
+
     def resource_metadata(self, public_id: str, md_type: int) -> tuple[int, str | None, int] | None:
         if self.fast and "\x00" not in public_id:
             r = fast.execute(self.conn, _RESOURCE_METADATA, [str(int(md_type)).encode(), public_id.encode()])

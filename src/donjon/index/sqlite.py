@@ -79,6 +79,9 @@ class SQLiteIndex:
         self._sync_mode = ""
         self._committer: GroupCommitter[SQLiteWriter] = GroupCommitter(self._run_batch)
         self._closed = False
+        # Commits so far: a row read from a reader when this was N is current while it stays N (the
+        # count moves after each commit; core/metadata.py's `MetadataReads`).
+        self.commits = 0
 
     # -- connections ------------------------------------------------------------------------------
     def _connect(self, writer: bool) -> sqlite3.Connection:
@@ -312,6 +315,7 @@ class SQLiteIndex:
             for req, _, _ in results:
                 req.fail(err)
             return
+        self.commits += 1
         for action in actions:
             try:
                 action()

@@ -132,6 +132,13 @@ class SQLiteReader:
             "SELECT m.value FROM resources r JOIN metadata m ON m.resource_id = r.id AND m.type = ? "
             "WHERE r.parent_id = ?", (md_type, parent_id))]
 
+    def metadata_row(self, public_id: str, md_type: int) -> tuple[int, int, str | None, int] | None:
+        """(internal id, level, value, revision) of a resource given by its public id and one of its
+        metadata, in one statement (a metadata PUT's read); value None when it lacks that metadata."""
+        return self.conn.execute(
+            "SELECT r.id, r.level, m.value, m.revision FROM resources r LEFT JOIN metadata m "
+            "ON m.resource_id = r.id AND m.type = ? WHERE r.public_id = ?", (md_type, public_id)).fetchone()
+
     def resource_metadata(self, public_id: str, md_type: int) -> tuple[int, str | None, int] | None:
         """(level, value, revision) of one metadata of a resource given by its public id, in one statement.
 
@@ -389,16 +396,10 @@ class SQLiteWriter(SQLiteReader):
 
     def set_metadata(self, internal_id: int, md_type: int, value: str) -> int:
         """Insert or replace; returns the new revision (0 when created)."""
-        row = self.conn.execute("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?",
-                                (internal_id, md_type)).fetchone()
-        if row is None:
-            self.conn.execute("INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, 0)",
-                              (internal_id, md_type, value))
-            return 0
-        revision = row[0] + 1
-        self.conn.execute("UPDATE metadata SET value = ?, revision = ? WHERE resource_id = ? AND type = ?",
-                          (value, revision, internal_id, md_type))
-        return revision
+        return self.conn.execute(
+            "INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, 0) "
+            "ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, revision = revision + 1 "
+            "RETURNING revision", (internal_id, md_type, value)).fetchone()[0]
 
     def set_metadata_many(self, rows: Iterable[tuple[int, int, str]]) -> None:
         """Bulk upsert of (resource, type, value) for core metadata (revision kept at 0 on insert). A row
