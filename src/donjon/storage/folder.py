@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import errno
 import logging
 import os
 import re
+import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 
 from ..errors import ErrorCode, OrthancError
@@ -18,11 +21,28 @@ log = logging.getLogger(__name__)
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
+TIDY_AFTER = 1.0  # seconds without a new file before the folders emptied by removals are removed
+_TIDY_QUEUE = 4096  # folders waiting for that; past it, a removal removes its folders at once
+_TIDY_CHECK = 64  # folders removed between two checks that the storage is still idle
+_untidy: weakref.WeakSet[FolderStorage] = weakref.WeakSet()
+
 
 class FolderStorage:
-    def __init__(self, root: str, fsync: bool = True):
+    """Orthanc's layout, and its rule that a folder goes with its last file: but where Orthanc
+    removes the emptied folders at once, this storage waits until no file has been written for
+    `tidy_after` seconds. Removing a folder costs as much as removing its file (~85 µs here) and
+    the next file there must create it again: a storage recycling one patient per new patient, or
+    a deletion amid ingest, spends that when clients are waiting. The end state is Orthanc's once
+    the storage is idle, and at the latest when the process exits; a crash leaves empty folders."""
+
+    def __init__(self, root: str, fsync: bool = True, tidy_after: float | None = TIDY_AFTER):
         self.root = os.path.abspath(root)
         self.fsync = fsync
+        self.tidy_after = tidy_after  # None: emptied folders are removed at once, as Orthanc does
+        self._emptied: dict[str, None] = {}  # (an ordered set)
+        self._tidy_lock = threading.Lock()
+        self._tidier: threading.Thread | None = None
+        self._last_write = 0.0
         os.makedirs(self.root, exist_ok=True)
 
     def _path(self, uuid: str) -> str:
@@ -37,6 +57,7 @@ class FolderStorage:
         """Write and fsync the file. The directory entry is made durable by the same journal commit on
         journaling file systems (ext4, xfs), which is what Orthanc relies on too."""
         path = self._path(uuid)
+        self._last_write = time.monotonic()
         fd = self._open_new(path, uuid)
         try:
             _write_all(fd, data)
@@ -54,6 +75,7 @@ class FolderStorage:
         into the page cache) and its fsync started on a native thread (storage/native_sync.py); the
         loop goes on meanwhile, and awaits the returned coroutine, which closes the file."""
         path = self._path(uuid)
+        self._last_write = time.monotonic()
         fd = self._open_new(path, uuid)
         try:
             _write_all(fd, data)
@@ -158,11 +180,45 @@ class FolderStorage:
     def remove(self, uuid: str, content_type: int | None = None) -> None:
         path = self._path(uuid)
         self._unlink(path)
-        for directory in (os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
-            try:
-                os.rmdir(directory)
-            except OSError:
-                break
+        folder = os.path.dirname(path)
+        if self.tidy_after is not None:
+            with self._tidy_lock:
+                if len(self._emptied) < _TIDY_QUEUE:
+                    self._emptied[folder] = None
+                    if self._tidier is None:
+                        _untidy.add(self)
+                        self._tidier = threading.Thread(target=self._tidy_when_idle, name="storage-tidy",
+                                                        daemon=True)
+                        self._tidier.start()
+                    return
+        _remove_folders(folder)
+
+    def tidy(self, only_when_idle: bool = False) -> None:
+        """Remove the folders emptied by removals, and their parents, where nothing came back since.
+        `only_when_idle`: stop as soon as a file is written, leaving the rest for later."""
+        with self._tidy_lock:
+            folders, self._emptied = list(self._emptied), {}
+        for done, folder in enumerate(folders):
+            if only_when_idle and done % _TIDY_CHECK == 0 and not self._idle():
+                with self._tidy_lock:
+                    self._emptied.update(dict.fromkeys(folders[done:]))
+                return
+            _remove_folders(folder)
+
+    def _idle(self) -> bool:
+        assert self.tidy_after is not None
+        return time.monotonic() - self._last_write >= self.tidy_after
+
+    def _tidy_when_idle(self) -> None:
+        assert self.tidy_after is not None
+        while True:
+            time.sleep(self.tidy_after)
+            if self._idle():
+                self.tidy(only_when_idle=True)
+            with self._tidy_lock:
+                if not self._emptied:
+                    self._tidier = None
+                    return
 
     @staticmethod
     def _unlink(path: str) -> None:
@@ -185,6 +241,21 @@ class FolderStorage:
                     if _UUID.match(name) and name[0:2] == first and name[2:4] == second:
                         found.append(name)
         return found
+
+
+def _remove_folders(folder: str) -> None:
+    """Remove a second-level folder and its parent, each only if empty."""
+    for directory in (folder, os.path.dirname(folder)):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            break
+
+
+@atexit.register
+def _tidy_at_exit() -> None:
+    for storage in list(_untidy):
+        storage.tidy()
 
 
 def _write_all(fd: int, data: bytes) -> None:
