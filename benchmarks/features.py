@@ -10,7 +10,7 @@
                                               best of 3, with the server's RSS before and its peak during
 
 DATA is a folder made by the shared harness (`bench.py gen`). Each round starts a fresh Donjon and a
-fresh Orthanc, one after the other, on the same data; figures are medians over the rounds, printed as
+fresh Orthanc, one after the other, on the same data, each after a rest (`--pause`); figures are medians over the rounds, printed as
 Markdown table rows. Run with the project's venv python.
 """
 
@@ -34,6 +34,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 USER_KEY = 1024
+# Seconds of rest (after a `sync`) before each server starts: on this machine a run right after
+# another, whose storage folder was just deleted, measured up to 2x slower for either server (its
+# kernel time per instance growing run after run), which no alternation of the servers evens out.
+pause_before_server = 10.0
 
 
 def _free_port() -> int:
@@ -50,6 +54,9 @@ class Server(NamedTuple):
 @contextmanager
 def server(kind: str, extra: dict[str, object]) -> Iterator[Server]:
     """A fresh server of `kind` ("donjon" or "orthanc") on free ports."""
+    if pause_before_server > 0:
+        os.sync()
+        time.sleep(pause_before_server)
     work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
     port = _free_port()
     config = {"HttpPort": port, "DicomPort": _free_port(), "StorageDirectory": str(work / "storage"),
@@ -202,7 +209,10 @@ def main() -> int:
     parser.add_argument("what", choices=("metadata", "ingest-modes", "archive"))
     parser.add_argument("data", type=Path)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pause", type=float, default=pause_before_server,
+                        help="seconds of rest before each server starts (default %(default)s)")
     args = parser.parse_args()
+    globals()["pause_before_server"] = args.pause
     files = data_files(args.data)
     benches: dict[str, Callable[[list[bytes], str], dict[str, float]]] = \
         {"metadata": bench_metadata, "ingest-modes": bench_ingest_modes, "archive": bench_archive}
