@@ -37,7 +37,7 @@ from typing import NamedTuple
 USER_KEY = 1024
 # Seconds of rest (after a `sync`) before each server starts: on this machine a run right after
 # another, whose storage folder was just deleted, measured up to 2x slower for either server (its
-# kernel time per instance growing run after run), which no alternation of the servers evens out.
+# kernel time per instance growing run after run: docs/benchmarks.md, "Why the ingest figures move").
 pause_before_server = 10.0
 
 
