@@ -212,7 +212,7 @@ class FolderStorage:
     def _tidy_when_idle(self) -> None:
         assert self.tidy_after is not None
         while True:
-            time.sleep(self.tidy_after)
+            time.sleep(max(self.tidy_after, 0.01))
             if self._idle():
                 self.tidy(only_when_idle=True)
             with self._tidy_lock:
