@@ -20,6 +20,7 @@ from ..limits import Limits, json_depth_exceeds
 from .http import Request, Response, Router
 from .multipart import boundary_of, split_parts
 from .security import cross_origin_refusal
+from .short_writes import ShortWrites
 
 if TYPE_CHECKING:
     from ..plugins.host import PluginHost
@@ -43,6 +44,7 @@ class Api:
         self.ctx = ctx
         self.app: DonjonApp | None = None
         self.pool = ThreadPoolExecutor(max_workers=max(threads, 2), thread_name_prefix="donjon-http")
+        self._short_writes: ShortWrites | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (index writes, parsing, big reads) off the event loop."""
@@ -52,11 +54,19 @@ class Api:
         """`run`, started at once (`run` starts when its caller awaits it)."""
         return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    async def run_short_write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run_short_write(self, fn: Callable[..., T], *args: Any, together: bool = False) -> T:
         """A small index write (a metadata, a label, a flag): on the event loop when the index writer
         is idle, as a read is; otherwise (a batch running, or an index without that mode) like `run`.
-        `fn` must do nothing before its write that cannot be done twice."""
-        if_idle = getattr(self.ctx.index, "writes_if_idle", None)
+        `together` (other connections are open: `Request.together`): it joins the writes of this
+        turn of the loop in one transaction at the next (api/short_writes.py). `fn` must do nothing
+        before its write that cannot be done twice, and publish its events through `ctx.events`."""
+        index = self.ctx.index
+        if together and hasattr(index, "write_many_if_idle"):
+            loop = asyncio.get_running_loop()
+            if self._short_writes is None or self._short_writes.loop is not loop:
+                self._short_writes = ShortWrites(self, loop)
+            return await self._short_writes.add(fn, args)  # type: ignore[no-any-return]
+        if_idle = getattr(index, "writes_if_idle", None)
         if if_idle is not None:
             try:
                 with if_idle():

@@ -27,7 +27,7 @@ class Request:
     """One HTTP request, whichever server delivered it (our HTTP/1.1 server, or any ASGI server)."""
 
     __slots__ = ("_body", "_query", "client", "components", "headers", "method", "path", "query_string",
-                 "receive", "username")
+                 "receive", "together", "username")
 
     def __init__(self, method: str, path: str, query_string: bytes, headers: dict[str, str], client: str,
                  body: bytes | None = None,
@@ -42,6 +42,7 @@ class Request:
         self.username = ""
         self._body = body
         self.receive = receive
+        self.together = False  # other connections are open: short writes may share a transaction
 
     @classmethod
     def from_asgi(cls, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> Request:

@@ -201,6 +201,7 @@ class HttpProtocol(asyncio.Protocol):
         raw_path = parsed.path.decode("latin_1") if parsed.path else "/"
         path = urllib.parse.unquote(raw_path, encoding="utf-8", errors="replace")
         request = Request(pending.method, path, parsed.query or b"", pending.headers, self.client, pending.body)
+        request.together = len(self.server.connections) > 1
         if "%" in raw_path and request.components:
             # split before decoding: an encoded "/" stays inside its component (and is refused there)
             request.components = [urllib.parse.unquote(c, encoding="utf-8", errors="replace")

@@ -35,14 +35,14 @@ def _get(level: Level):  # type: ignore[no-untyped-def]
 
 def _put(level: Level):  # type: ignore[no-untyped-def]
     async def handler(api: Api, request: Request, id: str, label: str) -> Response:
-        await api.run_short_write(labels.add_label, api.ctx, level, id, label)
+        await api.run_short_write(labels.add_label, api.ctx, level, id, label, together=request.together)
         return empty_response()
     return handler
 
 
 def _delete(level: Level):  # type: ignore[no-untyped-def]
     async def handler(api: Api, request: Request, id: str, label: str) -> Response:
-        await api.run_short_write(labels.remove_label, api.ctx, level, id, label)
+        await api.run_short_write(labels.remove_label, api.ctx, level, id, label, together=request.together)
         return empty_response()
     return handler
 

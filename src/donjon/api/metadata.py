@@ -78,7 +78,8 @@ async def put_metadata(api: Api, request: Request, id: str, name: str) -> Respon
         value = body.decode("utf-8")
     except UnicodeDecodeError:
         raise OrthancError(ErrorCode.BAD_FILE_FORMAT, "The value of a metadata must be UTF-8 text") from None
-    revision = await api.run_short_write(md.set_metadata, api.ctx, id, key, value, quoted)
+    revision = await api.run_short_write(md.set_metadata, api.ctx, id, key, value, quoted,
+                                          together=request.together)
     return Response(200, b"", TEXT_TYPE, [(b"etag", revisions.etag(revision, revisions.md5_text(value)))])
 
 
@@ -86,7 +87,7 @@ async def delete_metadata(api: Api, request: Request, id: str, name: str) -> Res
     key = api.ctx.metadata_names.lookup(name)
     md.check_writable(key)
     quoted = if_match(request)
-    await api.run_short_write(md.delete_metadata, api.ctx, id, key, quoted)
+    await api.run_short_write(md.delete_metadata, api.ctx, id, key, quoted, together=request.together)
     return Response(200, b"", TEXT_TYPE)
 
 

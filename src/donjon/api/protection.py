@@ -18,5 +18,5 @@ async def get_protected(api: Api, request: Request, id: str) -> Response:
 
 async def put_protected(api: Api, request: Request, id: str) -> Response:
     protected = parse_protection(await request.body(1024))
-    await api.run_short_write(set_protected, api.ctx, id, protected)
+    await api.run_short_write(set_protected, api.ctx, id, protected, together=request.together)
     return empty_response()

@@ -1,0 +1,113 @@
+"""Short writes of several connections in one turn of the event loop share one index transaction.
+
+A metadata PUT, a label or a protection flag is a write of one or two rows: SQLite's BEGIN and
+COMMIT are half of it (~17 and ~30 µs here), and with several clients the event loop, which runs
+them, is what limits the rate. The writes that arrive in the same turn of the loop run in one
+transaction at its next turn, each in a savepoint of its own (`SQLiteIndex.write_many_if_idle`: one
+failing rolls back only itself), and each answer waits for the commit, as it did for its own. A
+request alone on its server does not wait for a next turn (`Request.together`; `Api.run_short_write`).
+The change events a write publishes are held until its transaction has committed, and dropped
+with it when it has not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..core.events import ChangeEvent
+
+if TYPE_CHECKING:
+    from .app import Api
+
+_MAX_BATCH = 64  # writes per transaction: bounds the loop's time in one commit
+
+
+class _Item:
+    __slots__ = ("answer", "args", "events", "fn")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], answer: asyncio.Future[Any]):
+        self.fn = fn
+        self.args = args
+        self.answer = answer
+        self.events: list[ChangeEvent] = []
+
+
+class ShortWrites:
+    """The short writes waiting for the loop's next turn (one per server context and loop)."""
+
+    def __init__(self, api: Api, loop: asyncio.AbstractEventLoop):
+        self.api = api
+        self.loop = loop
+        self.items: list[_Item] = []
+
+    def add(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        answer: asyncio.Future[Any] = self.loop.create_future()
+        if not self.items:
+            self.loop.call_soon(self._flush)
+        self.items.append(_Item(fn, args, answer))
+        return answer
+
+    def _flush(self) -> None:
+        items, self.items = self.items, []
+        for start in range(0, len(items), _MAX_BATCH):
+            self._run(items[start:start + _MAX_BATCH])
+
+    def _run(self, items: list[_Item]) -> None:
+        ctx = self.api.ctx
+        try:
+            requests = ctx.index.write_many_if_idle(  # type: ignore[attr-defined]
+                [self._write(item) for item in items], durable=False)
+        except BaseException as e:  # (the index closed): every write fails, none hangs
+            for item in items:
+                _settle(item.answer, error=e)
+            return
+        if requests is None:  # the writer is busy (a batch of stores): each goes to a worker
+            for item in items:
+                self._to_worker(item)
+            return
+        for item, request in zip(items, requests, strict=True):
+            try:
+                value = request.outcome()
+            except BaseException as e:
+                _settle(item.answer, error=e)
+                continue
+            ctx.events.publish(item.events)
+            _settle(item.answer, value)
+
+    def _write(self, item: _Item) -> Callable[[Any], Any]:
+        events = self.api.ctx.events
+
+        def write(tx: Any) -> Any:
+            item.events = []
+            with events.holding() as held:  # (its `index.write` joins this transaction)
+                value = item.fn(*item.args)
+            item.events = held
+            return value
+        return write
+
+    def _to_worker(self, item: _Item) -> None:
+        try:
+            work = self.api.submit(item.fn, *item.args)
+        except BaseException as e:  # (the workers shut down)
+            _settle(item.answer, error=e)
+            return
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if f.cancelled():
+                _settle(item.answer, error=asyncio.CancelledError())
+            elif f.exception() is not None:
+                _settle(item.answer, error=f.exception())
+            else:
+                _settle(item.answer, f.result())
+        work.add_done_callback(done)
+
+
+def _settle(answer: asyncio.Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+    if answer.done():  # its request was cancelled: nobody reads the outcome
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(value)
