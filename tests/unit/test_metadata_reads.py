@@ -6,29 +6,18 @@ write from another thread) makes the next read ask the index again."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from donjon.config import Configuration
 from donjon.core import metadata as md
 from donjon.core.context import ServerContext
 from donjon.core.store import StoreOrigin
 from donjon.errors import OrthancError
 from donjon.registry import Level
 from tests.faults.crafted import base_dataset, to_bytes
+from tests.support.contexts import USER_KEY, context_fixture  # noqa: F401 - the `ctx` fixture
 
-KEY = 1024
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[ServerContext]:
-    raw = {"StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
-           "StableAge": 3600, "UserMetadata": {"Sample": KEY}}
-    made = ServerContext(Configuration(raw), no_jobs=True)
-    yield made
-    made.close()
+KEY = USER_KEY
 
 
 class _Statements:

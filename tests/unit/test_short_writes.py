@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from donjon.api.app import Api
-from donjon.config import Configuration
 from donjon.core import labels
 from donjon.core import metadata as md
 from donjon.core.context import ServerContext
@@ -24,17 +22,9 @@ from donjon.errors import ErrorCode, OrthancError
 from donjon.registry import ChangeType, Level
 from tests.faults.crafted import base_dataset, to_bytes
 from tests.support.aio import run_in_own_thread
+from tests.support.contexts import USER_KEY, context_fixture  # noqa: F401 - the `ctx` fixture
 
-KEY = 1024
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[ServerContext]:
-    raw = {"StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
-           "StableAge": 3600, "UserMetadata": {"Sample": KEY}}
-    made = ServerContext(Configuration(raw), no_jobs=True)
-    yield made
-    made.close()
+KEY = USER_KEY
 
 
 @pytest.fixture

@@ -17,12 +17,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.events import ChangeEvent
+from ..core.turn_batches import TurnBatch, settle, settle_from
 
 if TYPE_CHECKING:
     from .app import Api
-
-_MAX_BATCH = 64  # writes per transaction: bounds the loop's time in one commit
-
 
 class _Item:
     __slots__ = ("answer", "args", "events", "fn")
@@ -34,25 +32,17 @@ class _Item:
         self.events: list[ChangeEvent] = []
 
 
-class ShortWrites:
+class ShortWrites(TurnBatch[_Item]):
     """The short writes waiting for the loop's next turn (one per server context and loop)."""
 
     def __init__(self, api: Api, loop: asyncio.AbstractEventLoop):
+        super().__init__(loop)
         self.api = api
-        self.loop = loop
-        self.items: list[_Item] = []
 
     def add(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
         answer: asyncio.Future[Any] = self.loop.create_future()
-        if not self.items:
-            self.loop.call_soon(self._flush)
-        self.items.append(_Item(fn, args, answer))
+        self._queue(_Item(fn, args, answer))
         return answer
-
-    def _flush(self) -> None:
-        items, self.items = self.items, []
-        for start in range(0, len(items), _MAX_BATCH):
-            self._run(items[start:start + _MAX_BATCH])
 
     def _run(self, items: list[_Item]) -> None:
         ctx = self.api.ctx
@@ -61,7 +51,7 @@ class ShortWrites:
                 [self._write(item) for item in items], durable=False)
         except BaseException as e:  # (the index closed): every write fails, none hangs
             for item in items:
-                _settle(item.answer, error=e)
+                settle(item.answer, error=e)
             return
         if requests is None:  # the writer is busy (a batch of stores): each goes to a worker
             for item in items:
@@ -71,10 +61,10 @@ class ShortWrites:
             try:
                 value = request.outcome()
             except BaseException as e:
-                _settle(item.answer, error=e)
+                settle(item.answer, error=e)
                 continue
             ctx.events.publish(item.events)
-            _settle(item.answer, value)
+            settle(item.answer, value)
 
     def _write(self, item: _Item) -> Callable[[Any], Any]:
         events = self.api.ctx.events
@@ -91,23 +81,6 @@ class ShortWrites:
         try:
             work = self.api.submit(item.fn, *item.args)
         except BaseException as e:  # (the workers shut down)
-            _settle(item.answer, error=e)
+            settle(item.answer, error=e)
             return
-
-        def done(f: asyncio.Future[Any]) -> None:
-            if f.cancelled():
-                _settle(item.answer, error=asyncio.CancelledError())
-            elif f.exception() is not None:
-                _settle(item.answer, error=f.exception())
-            else:
-                _settle(item.answer, f.result())
-        work.add_done_callback(done)
-
-
-def _settle(answer: asyncio.Future[Any], value: Any = None, error: BaseException | None = None) -> None:
-    if answer.done():  # its request was cancelled: nobody reads the outcome
-        return
-    if error is not None:
-        answer.set_exception(error)
-    else:
-        answer.set_result(value)
+        settle_from(work, item.answer)

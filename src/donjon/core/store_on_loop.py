@@ -32,12 +32,12 @@ from .store import (
     keeps_header_files,
     store_instance,
 )
+from .turn_batches import TurnBatch, settle, settle_from
 
 if TYPE_CHECKING:
     from .context import ServerContext
 
 Offload = Callable[..., Awaitable[Any]]  # runs a blocking call on a worker; starts it at once
-_MAX_BATCH = 64  # stores per transaction: bounds the loop's time in one commit
 
 
 async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin,
@@ -104,15 +104,14 @@ class _Item:
         self.answer = answer
 
 
-class _IndexBatch:
+class _IndexBatch(TurnBatch[_Item]):
     """The stores of one server context waiting for the loop's next turn to be indexed together.
     Each is settled entirely there (indexed and finished, or handed to a worker): a store whose
     caller stops waiting (a cancelled request) still ends as any other."""
 
     def __init__(self, ctx: ServerContext, loop: asyncio.AbstractEventLoop):
+        super().__init__(loop)
         self._ctx = weakref.ref(ctx)  # (the registry of batches must not keep a context alive)
-        self.loop = loop
-        self.items: list[_Item] = []
 
     @property
     def ctx(self) -> ServerContext:
@@ -123,15 +122,8 @@ class _IndexBatch:
     def add(self, parsed: ParsedInstance, files: list[FileInfo], origin: StoreOrigin,
             offload: Offload) -> asyncio.Future[StoreResult]:
         answer: asyncio.Future[StoreResult] = self.loop.create_future()
-        if not self.items:
-            self.loop.call_soon(self._flush)
-        self.items.append(_Item(parsed, files, origin, offload, answer))
+        self._queue(_Item(parsed, files, origin, offload, answer))
         return answer
-
-    def _flush(self) -> None:
-        items, self.items = self.items, []
-        for start in range(0, len(items), _MAX_BATCH):
-            self._run(items[start:start + _MAX_BATCH])
 
     def _run(self, items: list[_Item]) -> None:
         """One transaction (a savepoint per store: one failing leaves the others), without fsync
@@ -144,7 +136,7 @@ class _IndexBatch:
         except BaseException as e:  # (the index closed): every store of the batch fails, none hangs
             for item in items:
                 _remove(ctx, item.files)
-                _settle(item.answer, error=e)
+                settle(item.answer, error=e)
             return
         for i, item in enumerate(items):
             try:
@@ -156,14 +148,14 @@ class _IndexBatch:
                 continue
             except BaseException as e:
                 _remove(ctx, item.files)
-                _settle(item.answer, error=e)
+                settle(item.answer, error=e)
                 continue
             try:
                 if outcome.status != "Success":
                     _remove(ctx, item.files)
-                _settle(item.answer, _finish(ctx, item.parsed.ids, item.files, outcome))
+                settle(item.answer, _finish(ctx, item.parsed.ids, item.files, outcome))
             except BaseException as e:
-                _settle(item.answer, error=e)
+                settle(item.answer, error=e)
 
     def _indexing(self, item: _Item) -> Callable[[Any], Any]:
         ctx = self.ctx
@@ -174,28 +166,9 @@ class _IndexBatch:
             work = item.offload(_index_and_finish, self.ctx, item.parsed, item.files, item.origin)
         except BaseException as e:  # (the workers shut down)
             _remove(self.ctx, item.files)
-            _settle(item.answer, error=e)
+            settle(item.answer, error=e)
             return
-
-        def done(f: asyncio.Future[StoreResult]) -> None:
-            if f.cancelled():
-                _settle(item.answer, error=asyncio.CancelledError())
-            elif f.exception() is not None:
-                _settle(item.answer, error=f.exception())
-            else:
-                _settle(item.answer, f.result())
-
-        asyncio.ensure_future(work).add_done_callback(done)
-
-
-def _settle(answer: asyncio.Future[StoreResult], result: StoreResult | None = None,
-            error: BaseException | None = None) -> None:
-    if answer.done():  # its store was cancelled: the outcome has no reader
-        return
-    if error is not None:
-        answer.set_exception(error)
-    else:
-        answer.set_result(result)  # type: ignore[arg-type]
+        settle_from(work, item.answer)
 
 
 _batches: weakref.WeakKeyDictionary[ServerContext, _IndexBatch] = weakref.WeakKeyDictionary()
