@@ -103,7 +103,7 @@ def set_metadata(ctx: ServerContext, public_id: str, key: int, value: str, if_ma
 
     def run(tx: SQLiteWriter) -> tuple[int, int]:
         rid, level, current, current_revision = _resource_and_value(tx, public_id, key)
-        if current is not None:
+        if current is not None and (if_match is not None or check_revisions):  # (no MD5 to compute else)
             check_replace(current_revision, md5_text(current), if_match, check_revisions)
         revision = tx.set_metadata(rid, key, value)
         if is_user_key(key):
