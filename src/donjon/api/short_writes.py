@@ -22,6 +22,7 @@ from ..core.turn_batches import TurnBatch, settle, settle_from
 if TYPE_CHECKING:
     from .app import Api
 
+
 class _Item:
     __slots__ = ("answer", "args", "events", "fn")
 
@@ -70,11 +71,8 @@ class ShortWrites(TurnBatch[_Item]):
         events = self.api.ctx.events
 
         def write(tx: Any) -> Any:
-            item.events = []
-            with events.holding() as held:  # (its `index.write` joins this transaction)
-                value = item.fn(*item.args)
-            item.events = held
-            return value
+            with events.holding() as item.events:  # (its `index.write` joins this transaction)
+                return item.fn(*item.args)
         return write
 
     def _to_worker(self, item: _Item) -> None:

@@ -73,7 +73,7 @@ def start_attachment_write(storage: StorageArea, data: bytes, content_type: int,
     started now; the MD5 is computed while it runs; the returned coroutine waits for the fsync."""
     uuid = str(uuidlib.uuid4())
     creating = storage.start_create(uuid, data, content_type)  # type: ignore[attr-defined]
-    md5 = hashlib.md5(data).hexdigest() if policy.md5 else ""
+    md5, _ = _md5s(data, data) if policy.md5 else ("", "")
     info = FileInfo(uuid=uuid, content_type=content_type, uncompressed_size=len(data), uncompressed_md5=md5,
                     compression=int(CompressionType.NONE), compressed_size=len(data), compressed_md5=md5)
     return _written(creating, info)

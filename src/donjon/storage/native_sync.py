@@ -33,9 +33,9 @@ def available() -> bool:
 def fsync(fd: int) -> asyncio.Future[None]:
     """`os.fsync(fd)`, done on a native thread; the descriptor must stay open until it is done."""
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
     if Operation is None:
-        return _on_worker(loop, done, fd)
+        return _on_worker(loop, fd)
+    done: asyncio.Future[None] = loop.create_future()
     op = Operation.fsync(fd)
 
     def finished(_result: int) -> None:  # on a caio thread
@@ -48,7 +48,7 @@ def fsync(fd: int) -> asyncio.Future[None]:
     try:
         _pool().submit(op)
     except RuntimeError:  # "Thread pool queue full"
-        return _on_worker(loop, done, fd)
+        return _on_worker(loop, fd)
     return done
 
 
@@ -61,17 +61,8 @@ def _settle(done: asyncio.Future[None], op: Any) -> None:
         done.set_result(None)
 
 
-def _on_worker(loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], fd: int) -> asyncio.Future[None]:
-    def settle(f: asyncio.Future[None]) -> None:
-        if done.done():
-            return
-        if f.exception() is not None:
-            done.set_exception(f.exception())  # type: ignore[arg-type]
-        else:
-            done.set_result(None)
-
-    loop.run_in_executor(None, os.fsync, fd).add_done_callback(settle)
-    return done
+def _on_worker(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.Future[None]:
+    return loop.run_in_executor(None, os.fsync, fd)
 
 
 def _pool() -> Any:
