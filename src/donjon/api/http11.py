@@ -9,9 +9,12 @@ stays in llhttp (Node.js's parser); this module only does connection handling: k
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
 import logging
 import ssl
+import termios
 import urllib.parse
 from collections import deque
 from collections.abc import Coroutine
@@ -286,6 +289,20 @@ class HttpProtocol(asyncio.Protocol):
             self.closed = True
             self.transport.close()
 
+    def has_unread_bytes(self) -> bool:
+        """Whether bytes wait in the socket, not yet read by the loop: a request sent just as the
+        connection reached its keep-alive timeout, which closing now would refuse unanswered (the
+        client sees a disconnection, and does not retry a POST)."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return False
+        waiting = array.array("i", [0])
+        try:
+            fcntl.ioctl(sock.fileno(), termios.FIONREAD, waiting, True)
+        except OSError:
+            return False
+        return waiting[0] > 0
+
     def expired(self, now: float) -> bool:
         """Idle past the keep-alive timeout; headers not complete within the request timeout counted from
         their first byte (a slow-loris trickling bytes gains nothing); a body idle past that timeout."""
@@ -366,7 +383,7 @@ class HttpServer:
             await asyncio.sleep(0.5)
             now = self.loop.time()
             for conn in list(self.connections):
-                if conn.expired(now):
+                if conn.expired(now) and not conn.has_unread_bytes():
                     conn._close()
 
     async def stop(self) -> None:
