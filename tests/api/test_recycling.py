@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from tests.support.servers import Server, start_donjon
-from tests.support.stored import stored_files, stored_sizes
+from tests.support.stored import settled_sizes
 
 
 def make_instance(samples: Path, patient: str, index: int, size: int = 0) -> bytes:
@@ -80,7 +80,7 @@ def test_protected_patients_are_never_recycled(counted: Server, samples) -> None
     assert patient_ids(counted) == {"P3", "P4"}
     shown = {p["MainDicomTags"]["PatientID"]: p["IsProtected"] for p in counted.get("/patients?expand").json()}
     assert shown == {"P3": True, "P4": False}
-    assert len(stored_files(counted)) == 2
+    assert len(settled_sizes(counted, lambda files: len(files) == 2)) == 2
 
 
 def test_protection_errors(donjon: Server, samples) -> None:
@@ -106,7 +106,8 @@ def test_size_limit(samples) -> None:
         assert patient_ids(server) == {"S2", "S3"}
         stats = server.get("/statistics").json()
         assert int(stats["TotalDiskSize"]) <= 1024 * 1024
-        assert sum(stored_sizes(server).values()) == int(stats["TotalDiskSize"])
+        total = int(stats["TotalDiskSize"])
+        assert sum(settled_sizes(server, lambda files: sum(files.values()) == total).values()) == total
     finally:
         server.stop()
 
@@ -147,6 +148,6 @@ def test_concurrent_uploads_at_the_limit(samples) -> None:
         assert errors == []
         stats = server.get("/statistics").json()
         assert stats["CountPatients"] == 3 and stats["CountInstances"] == 3
-        assert len(stored_files(server)) == 3
+        assert len(settled_sizes(server, lambda files: len(files) == 3)) == 3
     finally:
         server.stop()

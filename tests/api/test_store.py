@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from tests.support.servers import Server, start_donjon
-from tests.support.stored import stored_files
+from tests.support.stored import settled_sizes, stored_files
 
 KNEE1 = "Knee/T1/IM-0001-0001.dcm"
 KNEE1_ID = "c8df6478-d7794217-0f11c293-a41237c9-31d98357"
@@ -124,7 +124,7 @@ def test_overwrite_instances(samples) -> None:
         changes = [c["ChangeType"] for c in server.get("/changes").json()["Changes"]]
         # the old instance and its parents were deleted with their change rows, then re-created
         assert changes == ["NewInstance", "NewSeries", "NewStudy", "NewPatient"]
-        assert len(stored_files(server)) == 1
+        assert len(settled_sizes(server, lambda files: len(files) == 1)) == 1  # the replaced file removed
     finally:
         server.stop()
 

@@ -7,7 +7,8 @@ give the same view of both kinds of storage, keyed by attachment uuid.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,18 @@ def stored_sizes(server: Server) -> dict[str, int]:
 
 def stored_files(server: Server) -> set[str]:
     return set(stored_sizes(server))
+
+
+def settled_sizes(server: Server, expected: Callable[[dict[str, int]], bool], timeout: float = 5.0) -> dict[str, int]:
+    """`stored_sizes` once `expected` holds (or the last view after `timeout`): the files of patients
+    recycled by a store leave the storage once the index is durable (core/index_sync.py), a few
+    tenths of a second after the store's answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sizes = stored_sizes(server)
+        if expected(sizes) or time.monotonic() > deadline:
+            return sizes
+        time.sleep(0.05)
 
 
 def read_stored(server: Server, uuid: str) -> bytes:

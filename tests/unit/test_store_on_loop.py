@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import donjon.core.recycling as recycling
 import donjon.core.store as store_module
 from donjon.config import Configuration
 from donjon.core.context import ServerContext
@@ -219,10 +220,31 @@ def test_a_fsynced_commit_runs_the_store_on_a_worker(tmp_path: Path, among_other
     assert len(folder_uuids(tmp_path / "storage")) == 2
 
 
-def test_a_recycling_pass_that_deletes_runs_on_a_worker(tmp_path: Path, among_others: None, context: Maker,
-                                                        offload: _Offload) -> None:
-    """Under a limit, a store that needs no room is indexed on the loop; one that must recycle a
-    patient (rows of any number, files to unlink) is rolled back there and indexed by a worker."""
+def test_a_recycling_pass_deletes_a_small_patient_on_the_loop(tmp_path: Path, among_others: None,
+                                                              context: Maker, offload: _Offload) -> None:
+    """Under a limit, a store that must recycle a small patient deletes its rows on the loop; the
+    recycled files stay on disk until the index is durable (core/index_sync.py), then go."""
+    ctx = context(MaximumPatientCount=1)
+    first = _store(ctx, to_bytes(base_dataset("RECYCLED")), offload)
+    second = _store(ctx, to_bytes(base_dataset("KEPT")), offload)
+    assert first.status == second.status == "Success"
+    assert offload.calls == ["fsync", "fsync"]
+    reader = ctx.index.reader()
+    assert reader.counters()["level1"] == 1
+    assert reader.lookup(first.ids.patient) is None
+    assert reader.lookup(second.ids.instance) is not None
+    assert len(folder_uuids(tmp_path / "storage")) == 2  # the deletion's commit is not durable yet
+    assert _unsettled(ctx) == 0  # (flushes the index, then removes the file)
+    assert len(folder_uuids(tmp_path / "storage")) == 1
+    changes = [c.change_type for c in reader.changes(0, 100)]  # (the recycled patient's went with it)
+    assert changes == [ChangeType.NEW_INSTANCE, ChangeType.NEW_SERIES, ChangeType.NEW_STUDY, ChangeType.NEW_PATIENT]
+
+
+def test_a_recycling_pass_that_deletes_a_large_patient_runs_on_a_worker(
+        tmp_path: Path, among_others: None, context: Maker, offload: _Offload, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A patient of more resources than `LIGHT_RESOURCES` (rows of any number) is not deleted by
+    the loop: the store is rolled back there and indexed by a worker."""
+    monkeypatch.setattr(recycling, "LIGHT_RESOURCES", 3)  # a patient of one instance has 4 resources
     ctx = context(MaximumPatientCount=1)
     first = _store(ctx, to_bytes(base_dataset("RECYCLED")), offload)
     assert offload.calls == ["fsync"]
@@ -233,8 +255,8 @@ def test_a_recycling_pass_that_deletes_runs_on_a_worker(tmp_path: Path, among_ot
     assert reader.counters()["level1"] == 1
     assert reader.lookup(first.ids.patient) is None
     assert reader.lookup(second.ids.instance) is not None
-    assert len(folder_uuids(tmp_path / "storage")) == 1  # the recycled patient's file is gone
     assert _unsettled(ctx) == 0
+    assert len(folder_uuids(tmp_path / "storage")) == 1  # the recycled patient's file is gone
     changes = [c.change_type for c in reader.changes(0, 100)]  # logged once, not by the rolled-back try
     assert changes == [ChangeType.NEW_INSTANCE, ChangeType.NEW_SERIES, ChangeType.NEW_STUDY, ChangeType.NEW_PATIENT]
 
@@ -329,9 +351,11 @@ def test_a_store_in_a_shared_transaction_fails_alone(tmp_path: Path, among_other
     assert _unsettled(ctx) == 0
 
 
-def test_only_the_store_that_must_recycle_leaves_the_shared_transaction(tmp_path: Path, among_others: None,
-                                                                       context: Maker, offload: _Offload) -> None:
-    """Its savepoint is rolled back and a worker indexes it, recycling the oldest patient."""
+def test_only_the_store_that_must_recycle_leaves_the_shared_transaction(
+        tmp_path: Path, among_others: None, context: Maker, offload: _Offload, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that must recycle a large patient: its savepoint is rolled back and a worker indexes
+    it, recycling the oldest patient."""
+    monkeypatch.setattr(recycling, "LIGHT_RESOURCES", 3)
     ctx = context(MaximumPatientCount=2)
     oldest = _store(ctx, to_bytes(base_dataset("OLDEST")), offload)
     kept = _store(ctx, to_bytes(base_dataset("KEPT")), offload)
@@ -347,8 +371,8 @@ def test_only_the_store_that_must_recycle_leaves_the_shared_transaction(tmp_path
     assert reader.lookup(results[1].ids.patient) is not None
     assert reader.counters()["level1"] == 2
     assert _instances(ctx) == 3
+    assert _unsettled(ctx) == 0  # (the index made durable: the recycled file removed)
     assert len(folder_uuids(tmp_path / "storage")) == 3
-    assert _unsettled(ctx) == 0
 
 
 def test_a_closed_index_fails_the_store_and_leaves_no_file(tmp_path: Path, among_others: None, context: Maker,

@@ -157,12 +157,14 @@ class ServerContext:
             return
         put_bounded(self._file_cache, public_id, info, _FILE_CACHE_SIZE)
 
-    def after_deletion(self, deletion: Deletion) -> None:
-        for f in deletion.files:
-            try:
-                self.storage.remove(f.uuid, f.content_type)
-            except Exception:
-                log.exception("cannot remove the file %s", f.uuid)
+    def after_deletion(self, deletion: Deletion, durable: bool = True) -> None:
+        """What follows a deletion's commit. `durable=False`: a commit not fsynced (a store's
+        recycling, core/index_sync.py), whose files are removed once it is."""
+        if deletion.files:
+            if durable:
+                self._remove_files(deletion.files)
+            else:
+                self.index_sync.after_flush(lambda: self._remove_files(deletion.files))
         now = now_utc()
         events = []
         for level, internal_id, public_id in deletion.deleted:
@@ -170,6 +172,13 @@ class ServerContext:
             self._file_cache.pop(public_id, None)
             events.append(ChangeEvent(ChangeType.DELETED, level, public_id, now))
         self.events.publish(events)
+
+    def _remove_files(self, files: list[FileInfo]) -> None:
+        for f in files:
+            try:
+                self.storage.remove(f.uuid, f.content_type)
+            except Exception:
+                log.exception("cannot remove the file %s", f.uuid)
 
     # -- stable events ----------------------------------------------------------------------------
     def _record_stable(self, level: int, internal_id: int, public_id: str) -> None:

@@ -12,6 +12,11 @@ cut, the index commits of the last interval; their files are fsynced and still a
 journal, so the next start-up finds them and stores them again (core/inflight.py `adopt`): no
 acknowledged instance is lost, and the index never names a missing file.
 
+The same holds the other way: the files of patients recycled by a store (whose deletion commits
+without its fsync) are removed by this thread after the next durable commit (`after_flush`), never
+before: a power cut cannot bring back index rows that name files already unlinked. It also takes the
+unlinks (~0.1 ms each here) off the store that recycled.
+
 With SQLite the same thread runs the WAL checkpoints (`SQLiteIndex.take_over_checkpoints`): a
 commit past 1,000 WAL pages used to copy them into the database and fsync it twice in the thread
 that committed, most often the event loop, which then answered nobody for several milliseconds.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..registry import GlobalProperty
@@ -41,6 +46,7 @@ class IndexSync:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._awaiting: list[str] = []
+        self._after: list[Callable[[], None]] = []  # run once the commits before them are durable
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # SQLite: this thread also runs the WAL checkpoints, off the threads that commit (the loop)
@@ -59,12 +65,23 @@ class IndexSync:
         with self._lock:
             self._awaiting.extend(uuids)
 
+    def after_flush(self, fn: Callable[[], None]) -> None:
+        """Run `fn` (on this thread) once every commit made so far is durable: at once when each
+        commit is fsynced (not deferred), else after the next flush."""
+        if not self.deferred:
+            fn()
+            return
+        with self._lock:
+            self._after.append(fn)
+
     def flush(self) -> None:
-        """Make every store committed so far durable, then settle its files in the journal."""
+        """Make every store committed so far durable, then settle its files in the journal and run
+        what waited for it (`after_flush`)."""
         with self._flush_lock:
             with self._lock:
                 taken, self._awaiting = self._awaiting, []
-            if not taken:
+                after, self._after = self._after, []
+            if not taken and not after:
                 return
             try:
                 stamp = now_utc()
@@ -73,8 +90,14 @@ class IndexSync:
             except Exception:
                 with self._lock:
                     self._awaiting[:0] = taken  # try again at the next tick; the journal keeps them
+                    self._after[:0] = after
                 raise
             self.journal.settle(taken)
+            for fn in after:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("A task held until the index was durable failed")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

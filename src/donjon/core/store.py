@@ -120,8 +120,8 @@ def _finish(ctx: ServerContext, ids: InstanceIds, files: list[FileInfo], outcome
         return StoreResult(outcome.status, ids)
     ctx.index_sync.committed([f.uuid for f in files])
     ctx.remember_instance_file(ids.instance, files[0])  # (the DICOM file comes first)
-    if outcome.deletion is not None:
-        ctx.after_deletion(outcome.deletion)
+    if outcome.deletion is not None:  # (a store's commit is fsynced unless the index sync is deferred)
+        ctx.after_deletion(outcome.deletion, durable=not ctx.index_sync.deferred)
     ctx.stable.mark_unstable(outcome.chain)
     ctx.events.publish(outcome.events)
     return StoreResult("Success", ids)
