@@ -95,3 +95,45 @@ def test_execute_if_idle_never_waits_behind_a_batch():
     with pytest.raises(ValueError):  # an error of the function reaches its caller
         gc.execute_if_idle(lambda w: int("x"))
     assert gc.execute(lambda w: 3) == 3  # and the committer is free again
+
+
+def test_a_thread_waiting_for_exclusive_use_goes_before_new_batches():
+    """A WAL checkpoint waits for the running batch only: a writer that commits back to back (the
+    event loop) would otherwise keep it waiting, waking it at the end of every batch."""
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def run_batch(batch):
+        for r in batch:
+            r.succeed(r.fn(None))
+
+    gc = GroupCommitter(run_batch)
+
+    def slow(w):
+        started.set()
+        release.wait(5)
+        order.append("batch")
+
+    first = threading.Thread(target=gc.execute, args=(slow,))
+    first.start()
+    assert started.wait(5)
+
+    def checkpoint():
+        with gc.exclusive():
+            order.append("exclusive")
+
+    waiting = threading.Thread(target=checkpoint)
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while not gc._exclusive_waiting and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert gc.execute_if_idle(lambda w: order.append("refused")) == (False, None)
+    assert gc.execute_many_if_idle([lambda w: order.append("refused")]) is None
+    later = threading.Thread(target=gc.execute, args=(lambda w: order.append("later"),))
+    later.start()
+    time.sleep(0.05)
+    release.set()
+    for t in (first, waiting, later):
+        t.join(5)
+    assert order == ["batch", "exclusive", "later"]
+    assert gc.execute_if_idle(lambda w: 5) == (True, 5)

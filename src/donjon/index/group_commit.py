@@ -51,6 +51,7 @@ class GroupCommitter(Generic[W]):
         self._cond = threading.Condition()
         self._pending: list[WriteRequest[W]] = []
         self._busy = False
+        self._exclusive_waiting = 0  # threads waiting in `exclusive`: served before any new batch
         self._local = threading.local()
 
     def in_batch(self) -> bool:
@@ -61,7 +62,7 @@ class GroupCommitter(Generic[W]):
         req: WriteRequest[W] = WriteRequest(fn, durable)
         with self._cond:
             self._pending.append(req)
-            while not req.done and self._busy:
+            while not req.done and (self._busy or self._exclusive_waiting):
                 self._cond.wait()
             if req.done:
                 return req.outcome()  # type: ignore[no-any-return]
@@ -76,7 +77,7 @@ class GroupCommitter(Generic[W]):
         """(True, value) after running `fn` as a batch of its own in this thread, or (False, None) at
         once, without waiting, when a batch is running or waiting: for callers that must not block."""
         with self._cond:
-            if self._busy or self._pending:
+            if self._busy or self._pending or self._exclusive_waiting:
                 return False, None
             self._busy = True
         req: WriteRequest[W] = WriteRequest(fn, durable)
@@ -88,7 +89,7 @@ class GroupCommitter(Generic[W]):
         """`execute_if_idle` for several functions in one transaction (each in its own savepoint:
         one failing rolls back only itself); their settled requests, or None when busy."""
         with self._cond:
-            if self._busy or self._pending:
+            if self._busy or self._pending or self._exclusive_waiting:
                 return None
             self._busy = True
         requests: list[WriteRequest[W]] = [WriteRequest(fn, durable) for fn in fns]
@@ -98,10 +99,17 @@ class GroupCommitter(Generic[W]):
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the writer without a batch (work outside any transaction, e.g. a WAL checkpoint);
-        writes arriving meanwhile wait, then go as one batch."""
+        writes arriving meanwhile wait, then go as one batch. Once this waits, no new batch starts:
+        a thread that commits back to back (the event loop under load) would otherwise keep the
+        writer busy, and wake this one at the end of each batch only for it to wait again (thousands
+        of times, each waking costing the writer a hand-over of Python's lock)."""
         with self._cond:
-            while self._busy:
-                self._cond.wait()
+            self._exclusive_waiting += 1
+            try:
+                while self._busy:
+                    self._cond.wait()
+            finally:
+                self._exclusive_waiting -= 1
             self._busy = True
         try:
             yield
