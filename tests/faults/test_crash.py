@@ -205,3 +205,54 @@ def test_acknowledged_stores_become_durable_within_the_interval() -> None:
         time.sleep(0.05)
     assert len(settled) == 5
     server.stop()
+
+
+def test_recycled_files_waiting_for_the_index_sync_survive_no_crash() -> None:
+    """A store that recycles a patient commits the deletion without its fsync; the recycled files are
+    removed once the index is durable (core/index_sync.py). Killed before that, the next start-up
+    removes them (the journal's `x` lines): no orphan file, and the kept patient intact."""
+    config = {"StableAge": 1000, "IndexSyncInterval": 60, "MaximumPatientCount": 1}
+    server = start_donjon(config)
+    workdir, storage = server.workdir, server.workdir / "storage"
+    first, second = (to_bytes(base_dataset(patient=name)) for name in ("RECYCLED", "KEPT"))
+    assert server.post("/instances", content=first).status_code == 200
+    r = server.post("/instances", content=second)
+    assert r.status_code == 200
+    acked = {r.json()["ID"]: hashlib.md5(second).hexdigest()}
+    assert len(_storage_uuids(storage)) == 2  # the recycled file waits for the next durable commit
+    assert "\nx" in "\n" + (storage / "donjon-inflight.journal").read_text()
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+
+    restarted = start_donjon(config, workdir=workdir)
+    assert "Removed 1 orphan file" in restarted.log()
+    assert [p["MainDicomTags"]["PatientID"] for p in restarted.get("/patients?expand").json()] == ["KEPT"]
+    _audit(restarted, acked, {})
+
+
+def test_a_power_cut_after_a_recycling_store_keeps_index_and_files_in_agreement() -> None:
+    """The power cut takes the commit that recycled a patient: the index names that patient again,
+    and its file must still be there (it is removed only after the deletion is durable). The store
+    that recycled it is adopted at start-up and recycles it again."""
+    config = {"StableAge": 1000, "IndexSyncInterval": 60, "MaximumPatientCount": 1}
+    server = start_donjon(config)
+    workdir, storage = server.workdir, server.workdir / "storage"
+    first, second = (to_bytes(base_dataset(patient=name)) for name in ("RECYCLED", "KEPT"))
+    assert server.post("/instances", content=first).status_code == 200
+    os.kill(server.process.pid, signal.SIGSTOP)  # the index as the disk holds it: the first store only
+    snapshot = {name: (storage / name).read_bytes() for name in ("index", "index-wal") if (storage / name).exists()}
+    os.kill(server.process.pid, signal.SIGCONT)
+    r = server.post("/instances", content=second)
+    assert r.status_code == 200
+    acked = {r.json()["ID"]: hashlib.md5(second).hexdigest()}
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    for name in ("index", "index-wal", "index-shm"):
+        (storage / name).unlink(missing_ok=True)
+    for name, data in snapshot.items():
+        (storage / name).write_bytes(data)
+
+    restarted = start_donjon(config, workdir=workdir)
+    assert "Stored again 1 of 1 instance(s)" in restarted.log()
+    assert [p["MainDicomTags"]["PatientID"] for p in restarted.get("/patients?expand").json()] == ["KEPT"]
+    _audit(restarted, acked, {})  # (its stop makes the second recycling durable and removes the file)

@@ -57,3 +57,35 @@ def test_sweep_keeps_adopted_files_in_the_journal(tmp_path: Path) -> None:
         ["header"], [Leftover("dicom", 1, 100)])
     j.close()
     assert InflightJournal(str(tmp_path / "j")).leftovers() == [Leftover("dicom", 1, 100)]
+
+
+def test_doomed_files_are_removed_unless_the_index_still_names_them(tmp_path: Path) -> None:
+    """Files of a deletion committed without its fsync (a store's recycling): after a crash, removed
+    when the deletion survived, kept when a power cut brought the rows back, never adopted."""
+    j = InflightJournal(str(tmp_path / "j"))
+    j.begin("recycled-then-crash", 1, 100)
+    j.settle(["recycled-then-crash"])  # indexed long ago
+    j.doom(["recycled-then-crash", "brought-back", "removed-in-time"])
+    j.settle(["removed-in-time"])  # its removal, once the deletion was durable
+    j.close()
+    j = InflightJournal(str(tmp_path / "j"))
+    assert sorted(e.uuid for e in j.leftovers()) == ["brought-back", "recycled-then-crash"]
+    assert all(e.doomed for e in j.leftovers())
+    removed: list[str] = []
+    adoptable: list[str] = []
+    result = sweep(j, lambda uuids: {"brought-back"} & set(uuids), removed.append,
+                   lambda e: adoptable.append(e.uuid) or True)
+    assert result == (["recycled-then-crash"], [])
+    assert removed == ["recycled-then-crash"] and adoptable == []
+    j.close()
+    assert InflightJournal(str(tmp_path / "j")).leftovers() == []
+
+
+def test_doomed_files_survive_compaction(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(journal_module, "_COMPACT_BYTES", 200)
+    j = InflightJournal(str(tmp_path / "j"))
+    j.doom(["waits-for-the-flush"])
+    for i in range(100):
+        j.begin(f"done-{i}", 1, 42)
+        j.settle([f"done-{i}"])
+    assert j.leftovers() == [Leftover("waits-for-the-flush", doomed=True)]

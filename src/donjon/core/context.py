@@ -25,6 +25,7 @@ from ..registry import (
 from ..storage.cache import CachingStorage
 from ..storage.factory import open_storage
 from ..storage.folder import FolderStorage
+from ..storage.journal import doom
 from ..storage.protocol import StorageArea
 from .attachments import AttachmentPolicy
 from .bounded import put_bounded
@@ -163,7 +164,8 @@ class ServerContext:
         if deletion.files:
             if durable:
                 self._remove_files(deletion.files)
-            else:
+            else:  # journaled: a crash before the removal leaves no orphan (storage/journal.py)
+                doom(self.storage, [f.uuid for f in deletion.files])
                 self.index_sync.after_flush(lambda: self._remove_files(deletion.files))
         now = now_utc()
         events = []

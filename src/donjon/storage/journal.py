@@ -8,6 +8,11 @@ such files at start-up would take minutes, so every new file is first announced 
 durably, or removed). At start-up, the uuids announced but never settled are the only candidates: the
 ones the index does not reference are either adopted (a complete DICOM file is stored again) or removed.
 
+The other way round, `xuuid` marks a file whose index rows a commit not yet fsynced deleted (a patient
+recycled by a store, core/index_sync.py): it is removed once that commit is durable, then settled. At
+start-up such a file is removed if the index no longer references it, kept if a power cut brought its
+rows back, and never adopted.
+
 Cost: one small `write()` per file and per settlement, no fsync of its own: the append is ordered
 before the data file's fsync on journaling file systems (data=ordered ext4, xfs), and after a process
 crash (the case that matters most) the page cache keeps it anyway. The journal is compacted when it
@@ -35,12 +40,16 @@ _FORGET_AFTER = 3600.0  # an entry never settled by its writer (a code path with
 
 @dataclass(frozen=True)
 class Leftover:
-    """A file announced and never settled: `content_type` and `size` are None in old journals."""
+    """A file announced and never settled: `content_type` and `size` are None in old journals;
+    `doomed`: a file to remove once its deletion is durable (`InflightJournal.doom`)."""
     uuid: str
     content_type: int | None = None
     size: int | None = None
+    doomed: bool = False
 
     def line(self) -> str:
+        if self.doomed:
+            return f"x{self.uuid}\n"
         if self.content_type is None or self.size is None:
             return f"+{self.uuid}\n"
         return f"+{self.uuid} {self.content_type} {self.size}\n"
@@ -77,6 +86,8 @@ class InflightJournal:
             if line[0] == "+":
                 entry = _parse_begin(line[1:])
                 open_[entry.uuid] = entry
+            elif line[0] == "x":
+                open_[line[1:]] = Leftover(line[1:], doomed=True)
             elif line[0] == "-":
                 open_.pop(line[1:], None)
         return list(open_.values())
@@ -93,6 +104,20 @@ class InflightJournal:
                                        http_status=507) from None
                 raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, f"In-flight journal: {e.strerror}") from None
             self._pending[uuid] = (time.monotonic(), entry)
+
+    def doom(self, uuids: Iterable[str]) -> None:
+        """Files whose deletion committed without its fsync: removed (and settled) once it is durable.
+        A failure here only leaves such a file behind after a crash, as before this journal."""
+        entries = [Leftover(u, doomed=True) for u in uuids]
+        with self._lock:
+            try:
+                self._append("".join(e.line() for e in entries))
+            except OSError as e:
+                log.warning("Cannot write the in-flight journal %s: %s", self.path, e)
+                return
+            now = time.monotonic()
+            for entry in entries:
+                self._pending[entry.uuid] = (now, entry)
 
     def keep(self, entries: Iterable[Leftover]) -> None:
         """Carry leftovers of the previous run over (files to adopt): rewritten by the next compaction."""
@@ -196,15 +221,27 @@ class JournaledStorage:
     def settle(self, uuids: Iterable[str]) -> None:
         self.journal.settle(uuids)
 
+    def doom(self, uuids: Iterable[str]) -> None:
+        self.journal.doom(uuids)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
 def settle(storage: Any, uuids: Iterable[str]) -> None:
     """Tell the journal (if `storage` has one, under any cache) that these files are now indexed."""
+    _journal_call(storage, "settle", uuids)
+
+
+def doom(storage: Any, uuids: Iterable[str]) -> None:
+    """Tell the journal (if `storage` has one) that these files go once their deletion is durable."""
+    _journal_call(storage, "doom", uuids)
+
+
+def _journal_call(storage: Any, name: str, uuids: Iterable[str]) -> None:
     target = storage
     for _ in range(4):
-        fn = getattr(type(target), "settle", None)
+        fn = getattr(type(target), name, None)
         if fn is not None:
             fn(target, uuids)
             return
@@ -225,9 +262,9 @@ def sweep(journal: InflightJournal, referenced: Callable[[list[str]], set[str]],
         known = referenced([e.uuid for e in leftovers])
         for entry in leftovers:
             uuid = entry.uuid
-            if uuid in known:
+            if uuid in known:  # (a doomed file whose rows a power cut brought back stays too)
                 continue
-            if adoptable(entry):
+            if not entry.doomed and adoptable(entry):
                 adopted.append(entry)
                 continue
             try:
