@@ -162,10 +162,11 @@ class ServerContext:
         """What follows a deletion's commit. `durable=False`: a commit not fsynced (a store's
         recycling, core/index_sync.py), whose files are removed once it is."""
         if deletion.files:
+            # journaled first: a crash before the removals leaves no orphan (storage/journal.py)
+            doom(self.storage, [f.uuid for f in deletion.files])
             if durable:
                 self._remove_files(deletion.files)
-            else:  # journaled: a crash before the removal leaves no orphan (storage/journal.py)
-                doom(self.storage, [f.uuid for f in deletion.files])
+            else:
                 self.index_sync.after_flush(lambda: self._remove_files(deletion.files))
         now = now_utc()
         events = []
