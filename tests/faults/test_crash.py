@@ -256,3 +256,39 @@ def test_a_power_cut_after_a_recycling_store_keeps_index_and_files_in_agreement(
     assert "Stored again 1 of 1 instance(s)" in restarted.log()
     assert [p["MainDicomTags"]["PatientID"] for p in restarted.get("/patients?expand").json()] == ["KEPT"]
     _audit(restarted, acked, {})  # (its stop makes the second recycling durable and removes the file)
+
+
+def test_a_crash_between_a_deletion_and_its_unlinks_leaves_no_orphan(tmp_path: Path) -> None:
+    """The process dies after the deletion's commit, before its files are removed (simulated: the
+    removal fails, the context is dropped without closing): the next start-up removes them."""
+    from donjon.config import Configuration
+    from donjon.core.context import ServerContext
+    from donjon.core.store import StoreOrigin
+    from donjon.registry import Level
+
+    raw = {"StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "storage"),
+           "StableAge": 3600}
+    ctx = ServerContext(Configuration(raw), no_jobs=True)
+    gone = ctx.store(to_bytes(base_dataset(patient="GONE")), StoreOrigin())
+    kept = ctx.store(to_bytes(base_dataset(patient="KEPT")), StoreOrigin())
+    inner = ctx.storage.inner.inner  # (the folder storage, under the memory cache and the journal)
+
+    def crash(uuid: str, content_type: int | None = None) -> None:
+        raise OSError("the process died here")
+
+    inner.remove = crash
+    assert ctx.delete(Level.PATIENT, gone.ids.patient) is not None
+    assert len(_storage_uuids(tmp_path / "storage")) == 2  # the deleted patient's file is still there
+    ctx.index_sync.close()
+    ctx.index.close()
+    ctx.journal.close()
+    if ctx._lock is not None:
+        ctx._lock.release()
+
+    restarted = ServerContext(Configuration(raw), no_jobs=True)
+    try:
+        assert len(_storage_uuids(tmp_path / "storage")) == 1
+        assert restarted.instance_file(kept.ids.instance) is not None
+        assert restarted.index.reader().lookup(gone.ids.patient) is None
+    finally:
+        restarted.close()

@@ -66,7 +66,7 @@ def test_doomed_files_are_removed_unless_the_index_still_names_them(tmp_path: Pa
     j.begin("recycled-then-crash", 1, 100)
     j.settle(["recycled-then-crash"])  # indexed long ago
     j.doom(["recycled-then-crash", "brought-back", "removed-in-time"])
-    j.settle(["removed-in-time"])  # its removal, once the deletion was durable
+    j.settle(["removed-in-time"], removed=True)  # its removal, once the deletion was durable
     j.close()
     j = InflightJournal(str(tmp_path / "j"))
     assert sorted(e.uuid for e in j.leftovers()) == ["brought-back", "recycled-then-crash"]
@@ -89,3 +89,15 @@ def test_doomed_files_survive_compaction(tmp_path: Path, monkeypatch) -> None:
         j.begin(f"done-{i}", 1, 42)
         j.settle([f"done-{i}"])
     assert j.leftovers() == [Leftover("waits-for-the-flush", doomed=True)]
+
+
+def test_a_doomed_file_stays_until_removed_even_when_its_store_settles(tmp_path: Path) -> None:
+    """A file deleted before its store's commit was made durable: the store's settlement (the index
+    durable) must not erase the mark of its removal to come; only the removal does."""
+    j = InflightJournal(str(tmp_path / "j"))
+    j.begin("stored-then-deleted", 1, 100)
+    j.doom(["stored-then-deleted"])
+    j.settle(["stored-then-deleted"])  # the index sync's flush, for the store
+    assert j.leftovers() == [Leftover("stored-then-deleted", doomed=True)]
+    j.settle(["stored-then-deleted"], removed=True)
+    assert j.leftovers() == []

@@ -125,10 +125,17 @@ class InflightJournal:
             for entry in entries:
                 self._pending[entry.uuid] = (time.monotonic(), entry)
 
-    def settle(self, uuids: Iterable[str]) -> None:
-        """A failure here only costs a look at these uuids at the next start-up."""
+    def settle(self, uuids: Iterable[str], removed: bool = False) -> None:
+        """These files are durably indexed, or (`removed`) gone. A file doomed meanwhile (deleted
+        before its store's index commit was made durable) stays in the journal until it is removed.
+        A failure here only costs a look at these uuids at the next start-up."""
         with self._lock:
-            lines = [f"-{u}\n" for u in uuids if self._pending.pop(u, None) is not None]
+            lines = []
+            for u in uuids:
+                pending = self._pending.get(u)
+                if pending is not None and (removed or not pending[1].doomed):
+                    del self._pending[u]
+                    lines.append(f"-{u}\n")
             try:
                 if lines:
                     self._append("".join(lines))
@@ -216,7 +223,7 @@ class JournaledStorage:
 
     def remove(self, uuid: str, *args: Any, **kwargs: Any) -> None:
         self.inner.remove(uuid, *args, **kwargs)
-        self.journal.settle([uuid])
+        self.journal.settle([uuid], removed=True)
 
     def settle(self, uuids: Iterable[str]) -> None:
         self.journal.settle(uuids)
