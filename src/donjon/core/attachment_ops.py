@@ -25,7 +25,7 @@ from ..registry import (
     is_user_key,
 )
 from ..storage import compression
-from ..storage.journal import settle
+from ..storage.journal import doom, settle
 from .attachments import read_attachment, read_range, write_attachment
 from .clock import now_utc
 from .deletion import Deletion
@@ -113,7 +113,10 @@ def _commit(ctx: ServerContext, new: FileInfo, run: Callable[[SQLiteWriter], _Wr
 
 
 def _remove_file(ctx: ServerContext, info: FileInfo) -> None:
+    """Remove the file of an attachment the index no longer names (its commit is durable): marked
+    in the in-flight journal first, so that a crash before the unlink leaves no orphan."""
     try:
+        doom(ctx.storage, [info.uuid])
         ctx.storage.remove(info.uuid, info.content_type)
     except Exception:
         log.exception("cannot remove the file %s", info.uuid)
