@@ -384,3 +384,23 @@ def test_a_closed_index_fails_the_store_and_leaves_no_file(tmp_path: Path, among
         _store(ctx, to_bytes(base_dataset("CLOSED")), offload)
     assert error.value.code == ErrorCode.DATABASE_UNAVAILABLE
     assert folder_uuids(tmp_path / "storage") == set()
+
+
+def test_the_loop_deletes_few_resources_in_all_for_one_store(
+        tmp_path: Path, among_others: None, context: Maker, offload: _Offload, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small patients, but many of them to make room for one large instance: past `LIGHT_RESOURCES`
+    in all, the store goes to a worker, which recycles them all."""
+    monkeypatch.setattr(recycling, "LIGHT_RESOURCES", 6)  # one patient of one instance: 4 resources
+    ctx = context(MaximumStorageSize=1)
+    for name in ("OLD1", "OLD2", "OLD3"):
+        ds = base_dataset(name)
+        ds.add_new(0x00091010, "OB", bytes(300_000))  # (a private element: 300 KB files)
+        assert _store(ctx, to_bytes(ds), offload).status == "Success"
+    offload.calls.clear()
+    big = base_dataset("BIG")
+    big.add_new(0x00091010, "OB", bytes(900_000))
+    assert _store(ctx, to_bytes(big), offload).status == "Success"
+    assert "_index_and_finish" in offload.calls  # rolled back on the loop, indexed by a worker
+    assert ctx.index.reader().counters()["level1"] == 1
+    assert _unsettled(ctx) == 0
+    assert len(folder_uuids(tmp_path / "storage")) == 1

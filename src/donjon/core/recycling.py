@@ -44,10 +44,10 @@ class Recycler:
     def make_room(self, tx: SQLiteWriter, added_size: int, patient_id: int | None, now: str,
                   reject_applies: bool = True, light_only: bool = False) -> Deletion | None:
         """Called inside a write transaction after the new rows exist; raises to roll it back.
-        `light_only` (an event loop's write): a pass that must delete a patient of more than
-        `LIGHT_RESOURCES` resources raises `WriterBusy`, rolling the transaction back, for a worker
-        to run it again. The files of what it deletes are removed after the commit, off the loop
-        (`ServerContext.after_deletion`)."""
+        `light_only` (an event loop's write): a pass that must delete more than `LIGHT_RESOURCES`
+        resources (a large patient, or many small ones to fit a large instance) raises `WriterBusy`,
+        rolling the transaction back, for a worker to run it again. The files of what it deletes are
+        removed after the commit, off the loop (`ServerContext.after_deletion`)."""
         if not self.active():
             return None
         tx.lock_recycling()  # several processes: one pass at a time (re-entrant; stores take it first)
@@ -62,12 +62,15 @@ class Recycler:
                 raise _full("Maximum patient count reached")
             return None
         deletion: Deletion | None = None
+        light_budget = LIGHT_RESOURCES  # (for all the patients this pass deletes)
         while any(self._need(tx)):
             victim = tx.oldest_unprotected_patient(patient_id)
             if victim is None:
                 raise _full("Cannot recycle more patients")
-            if light_only and len(tx.subtree_resources(victim)) > LIGHT_RESOURCES:
-                raise WriterBusy()
+            if light_only:
+                light_budget -= len(tx.subtree_resources(victim))
+                if light_budget < 0:
+                    raise WriterBusy()
             d = delete_cascade(tx, victim, now)
             deletion = d if deletion is None else deletion.merge(d)
         return deletion
