@@ -42,18 +42,23 @@ class _Recorder:
         return lambda: self.ran.append((name, self.durable_commits))
 
 
-def test_a_task_waits_for_the_next_durable_commit(index: SQLiteIndex, tmp_path: Path) -> None:
+@pytest.fixture
+def deferred(index: SQLiteIndex, tmp_path: Path) -> Iterator[tuple[_Recorder, IndexSync]]:
+    """A deferred index sync whose ticker never fires during a test (flushes are the test's)."""
     recorder = _Recorder(index)
     sync = IndexSync(index, InflightJournal(str(tmp_path / "journal")), interval=3600)
-    try:
-        sync.after_flush(recorder.task("remove"))
-        assert recorder.ran == []
-        sync.flush()
-        assert recorder.ran == [("remove", 1)]  # after the durable commit, not before
-        sync.flush()  # nothing waits: no commit, nothing run again
-        assert recorder.durable_commits == 1 and recorder.ran == [("remove", 1)]
-    finally:
-        sync.close()
+    yield recorder, sync
+    sync.close()
+
+
+def test_a_task_waits_for_the_next_durable_commit(deferred: tuple[_Recorder, IndexSync]) -> None:
+    recorder, sync = deferred
+    sync.after_flush(recorder.task("remove"))
+    assert recorder.ran == []
+    sync.flush()
+    assert recorder.ran == [("remove", 1)]  # after the durable commit, not before
+    sync.flush()  # nothing waits: no commit, nothing run again
+    assert recorder.durable_commits == 1 and recorder.ran == [("remove", 1)]
 
 
 def test_without_deferral_a_task_runs_at_once(index: SQLiteIndex, tmp_path: Path) -> None:
@@ -64,45 +69,38 @@ def test_without_deferral_a_task_runs_at_once(index: SQLiteIndex, tmp_path: Path
     sync.close()
 
 
-def test_a_failed_flush_keeps_the_task_for_the_next(index: SQLiteIndex, tmp_path: Path) -> None:
-    recorder = _Recorder(index)
-    sync = IndexSync(index, InflightJournal(str(tmp_path / "journal")), interval=3600)
-    try:
-        sync.after_flush(recorder.task("remove"))
-        working = index.write
+def test_a_failed_flush_keeps_the_task_for_the_next(index: SQLiteIndex,
+                                                    deferred: tuple[_Recorder, IndexSync]) -> None:
+    recorder, sync = deferred
+    sync.after_flush(recorder.task("remove"))
+    working = index.write
 
-        def failing(fn: Any, durable: bool = True) -> Any:
-            raise OSError("disk unplugged")
+    def failing(fn: Any, durable: bool = True) -> Any:
+        raise OSError("disk unplugged")
 
-        index.write = failing  # type: ignore[method-assign]
-        with pytest.raises(OSError):
-            sync.flush()
-        assert recorder.ran == []
-        index.write = working  # type: ignore[method-assign]
+    index.write = failing  # type: ignore[method-assign]
+    with pytest.raises(OSError):
         sync.flush()
-        assert recorder.ran == [("remove", 1)]
-    finally:
-        sync.close()
+    assert recorder.ran == []
+    index.write = working  # type: ignore[method-assign]
+    sync.flush()
+    assert recorder.ran == [("remove", 1)]
 
 
-def test_closing_runs_what_waits(index: SQLiteIndex, tmp_path: Path) -> None:
-    recorder = _Recorder(index)
-    sync = IndexSync(index, InflightJournal(str(tmp_path / "journal")), interval=3600)
+def test_closing_runs_what_waits(deferred: tuple[_Recorder, IndexSync]) -> None:
+    recorder, sync = deferred
     sync.after_flush(recorder.task("remove"))
     sync.close()
     assert recorder.ran == [("remove", 1)]
 
 
-def test_a_failing_task_does_not_stop_the_others(index: SQLiteIndex, tmp_path: Path) -> None:
-    recorder = _Recorder(index)
-    sync = IndexSync(index, InflightJournal(str(tmp_path / "journal")), interval=3600)
-    try:
-        def broken() -> None:
-            raise OSError("cannot unlink")
+def test_a_failing_task_does_not_stop_the_others(deferred: tuple[_Recorder, IndexSync]) -> None:
+    recorder, sync = deferred
 
-        sync.after_flush(broken)
-        sync.after_flush(recorder.task("next"))
-        sync.flush()
-        assert recorder.ran == [("next", 1)]
-    finally:
-        sync.close()
+    def broken() -> None:
+        raise OSError("cannot unlink")
+
+    sync.after_flush(broken)
+    sync.after_flush(recorder.task("next"))
+    sync.flush()
+    assert recorder.ran == [("next", 1)]
