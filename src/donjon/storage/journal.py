@@ -8,10 +8,10 @@ such files at start-up would take minutes, so every new file is first announced 
 durably, or removed). At start-up, the uuids announced but never settled are the only candidates: the
 ones the index does not reference are either adopted (a complete DICOM file is stored again) or removed.
 
-The other way round, `xuuid` marks a file whose index rows a commit not yet fsynced deleted (a patient
-recycled by a store, core/index_sync.py): it is removed once that commit is durable, then settled. At
-start-up such a file is removed if the index no longer references it, kept if a power cut brought its
-rows back, and never adopted.
+The other way round, `xuuid` marks a file whose index rows a deletion has just removed, before the
+file is: at once when that commit was fsynced, after the next durable commit otherwise (a patient
+recycled by a store, core/index_sync.py); `-uuid` once it is gone. At start-up such a file is removed
+if the index no longer references it, kept if a power cut brought its rows back, and never adopted.
 
 Cost: one small `write()` per file and per settlement, no fsync of its own: the append is ordered
 before the data file's fsync on journaling file systems (data=ordered ext4, xfs), and after a process
@@ -106,8 +106,8 @@ class InflightJournal:
             self._pending[uuid] = (time.monotonic(), entry)
 
     def doom(self, uuids: Iterable[str]) -> None:
-        """Files whose deletion committed without its fsync: removed (and settled) once it is durable.
-        A failure here only leaves such a file behind after a crash, as before this journal."""
+        """Files whose index rows a committed deletion removed, about to be removed themselves (then
+        settled with `removed`). A failure here only leaves such a file behind after a crash."""
         entries = [Leftover(u, doomed=True) for u in uuids]
         with self._lock:
             try:
