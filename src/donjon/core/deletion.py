@@ -24,12 +24,14 @@ class Deletion:
         return Deletion(self.files + other.files, self.deleted + other.deleted, self.remaining)
 
 
-def delete_cascade(tx: WriteTransaction, internal_id: int, now: str) -> Deletion:
+def delete_cascade(tx: WriteTransaction, internal_id: int, now: str,
+                   subtree: list[tuple[int, int, str]] | None = None) -> Deletion:
+    """`subtree`: `tx.subtree_resources(internal_id)`, when the caller has already read it."""
     tx.lock_tree(internal_id)  # with several writers: wait for the stores into this patient to commit
     row = tx.resource(internal_id)
     if row is None:
         return Deletion()
-    deleted = tx.subtree_resources(internal_id)
+    deleted = subtree if subtree is not None else tx.subtree_resources(internal_id)
     files = tx.delete_resource(internal_id)
     parent = row.parent_id
     while parent is not None and not tx.has_children(parent):

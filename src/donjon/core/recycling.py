@@ -67,10 +67,12 @@ class Recycler:
             victim = tx.oldest_unprotected_patient(patient_id)
             if victim is None:
                 raise _full("Cannot recycle more patients")
+            subtree = None  # (read before `lock_tree`: only an event loop's write, one SQLite writer)
             if light_only:
-                light_budget -= len(tx.subtree_resources(victim))
+                subtree = tx.subtree_resources(victim)
+                light_budget -= len(subtree)
                 if light_budget < 0:
                     raise WriterBusy()
-            d = delete_cascade(tx, victim, now)
+            d = delete_cascade(tx, victim, now, subtree)
             deletion = d if deletion is None else deletion.merge(d)
         return deletion

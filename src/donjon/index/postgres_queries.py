@@ -182,12 +182,10 @@ class PgReader:
             value, revision = r.get_value(0, 1), r.get_value(0, 2)
             return (int(r.get_value(0, 0) or 0), fast.bytea(value).decode() if value is not None else None,
                     int(revision) if revision is not None else 0)
-        row = self._one(
-            "SELECT r.level, m.value, m.revision FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id "
-            "AND m.type = %s WHERE r.public_id = %s", (md_type, public_id))
+        row = self.metadata_row(public_id, md_type)
         if row is None:
             return None
-        return row[0], _text(row[1]) if row[1] is not None else None, row[2] if row[2] is not None else 0
+        return row[1], row[2], row[3] if row[3] is not None else 0
 
     def resource_attachment(self, public_id: str, content_type: int) -> tuple[int, int, FileInfo | None] | None:
         row = self._one(

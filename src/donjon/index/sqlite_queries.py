@@ -144,12 +144,10 @@ class SQLiteReader:
 
         None when there is no such resource; value None when the resource lacks that metadata.
         """
-        row = self.conn.execute(
-            "SELECT r.level, m.value, m.revision FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id "
-            "AND m.type = ? WHERE r.public_id = ?", (md_type, public_id)).fetchone()
+        row = self.metadata_row(public_id, md_type)
         if row is None:
             return None
-        return row[0], row[1], row[2] if row[2] is not None else 0
+        return row[1], row[2], row[3] if row[3] is not None else 0
 
     def resource_attachment(self, public_id: str, content_type: int) -> tuple[int, int, FileInfo | None] | None:
         """(internal id, level, record) of one attachment of any resource, in one statement.
