@@ -113,3 +113,45 @@ def test_emptied_folders_go_when_the_process_exits(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=60)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_files_share_their_folders_then_move_on(tmp_path: Path) -> None:
+    """Consecutive names share their two folders for FILES_PER_FOLDER files (one folder made per
+    256 files, not per file), each still a valid random version-4 uuid; then another pair is drawn."""
+    from donjon.storage.folder import FILES_PER_FOLDER
+
+    storage = FolderStorage(str(tmp_path))
+    names = [storage.new_uuid() for _ in range(FILES_PER_FOLDER * 8)]
+    assert len(set(names)) == len(names)
+    for name in names:
+        parsed = uuid.UUID(name)
+        assert str(parsed) == name and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    groups = [names[i:i + FILES_PER_FOLDER] for i in range(0, len(names), FILES_PER_FOLDER)]
+    for group in groups:
+        assert {n[:4] for n in group} == {group[0][:4]}
+    assert len({g[0][:4] for g in groups}) > 1  # (eight draws of 65,536 pairs all equal: never)
+    for name in names[:FILES_PER_FOLDER + 1]:
+        storage.create(name, b"x")
+    assert len([p for p in tmp_path.glob("*/*") if p.is_dir()]) <= 2
+    assert sum(1 for p in tmp_path.rglob("*") if p.is_file()) == FILES_PER_FOLDER + 1
+
+
+def test_names_come_from_the_storage_when_it_has_a_choice(tmp_path: Path) -> None:
+    """write_attachment names files as the folder storage chooses, under its cache and journal
+    wrappers; a storage without a choice (object storage, a plugin's) gets random uuids."""
+    from donjon.core.attachments import AttachmentPolicy, new_file_uuid, write_attachment
+    from donjon.storage.cache import CachingStorage
+    from donjon.storage.journal import InflightJournal, JournaledStorage
+
+    folder = FolderStorage(str(tmp_path / "storage"))
+    wrapped = JournaledStorage(CachingStorage(folder, 1 << 20), InflightJournal(str(tmp_path / "journal")))
+    infos = [write_attachment(wrapped, b"data %d" % i, 1, AttachmentPolicy()) for i in range(5)]
+    assert len({info.uuid[:4] for info in infos}) == 1
+    assert all((tmp_path / "storage" / i.uuid[:2] / i.uuid[2:4] / i.uuid).read_bytes() == b"data %d" % n
+               for n, i in enumerate(infos))
+
+    class Plain:
+        pass
+
+    picked = {new_file_uuid(Plain())[:4] for _ in range(50)}  # type: ignore[arg-type]
+    assert len(picked) > 40  # random: 50 draws of 65,536 pairs

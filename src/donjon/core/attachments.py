@@ -20,6 +20,12 @@ _PARALLEL_MD5_BYTES = 64 * 1024
 _hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5")
 
 
+def new_file_uuid(storage: StorageArea) -> str:
+    """The name of a new file: the storage's choice when it has one (storage/folder.py), else random."""
+    naming = getattr(storage, "new_uuid", None)
+    return naming() if naming is not None else str(uuidlib.uuid4())
+
+
 def _md5s(data: bytes, stored: bytes) -> tuple[str, str]:
     md5 = hashlib.md5(data).hexdigest()
     return md5, md5 if stored is data else hashlib.md5(stored).hexdigest()
@@ -38,7 +44,7 @@ def write_attachment(storage: StorageArea, data: bytes, content_type: int, polic
 
     `uuid` is given by callers that must journal the name before the file exists."""
     do_compress = policy.compress if compress is None else compress
-    uuid = uuid or str(uuidlib.uuid4())
+    uuid = uuid or new_file_uuid(storage)
     if do_compress:
         stored = compression.compress(data, policy.level)
         kind = CompressionType.ZLIB_WITH_SIZE
@@ -71,7 +77,7 @@ def start_attachment_write(storage: StorageArea, data: bytes, content_type: int,
                            policy: AttachmentPolicy) -> Awaitable[FileInfo]:
     """`write_attachment` on an event loop (`writes_on_loop`): the file is written and its fsync
     started now; the MD5 is computed while it runs; the returned coroutine waits for the fsync."""
-    uuid = str(uuidlib.uuid4())
+    uuid = new_file_uuid(storage)
     creating = storage.start_create(uuid, data, content_type)  # type: ignore[attr-defined]
     md5, _ = _md5s(data, data) if policy.md5 else ("", "")
     info = FileInfo(uuid=uuid, content_type=content_type, uncompressed_size=len(data), uncompressed_md5=md5,

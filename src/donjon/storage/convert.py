@@ -24,13 +24,12 @@ import json
 import logging
 import os
 import time
-import uuid as uuidlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.attachments import AttachmentPolicy, write_attachment
+from ..core.attachments import AttachmentPolicy, new_file_uuid, write_attachment
 from ..core.clock import now_utc
 from ..errors import OrthancError
 from ..index.protocol import FileInfo
@@ -153,7 +152,8 @@ class Converter:
         header = self.compress and record.header_offset is not None
         if not rewrite and not header:
             return None
-        return _Work(record, str(uuidlib.uuid4()) if rewrite else None, str(uuidlib.uuid4()) if header else None)
+        return _Work(record, new_file_uuid(self.storage) if rewrite else None,
+                     new_file_uuid(self.storage) if header else None)
 
     def pending(self) -> tuple[int, int]:
         """(attachments, stored bytes) still to handle: for the progress bar."""

@@ -1,4 +1,7 @@
-"""Orthanc's folder layout: <root>/<uuid[0:2]>/<uuid[2:4]>/<uuid>, no extension."""
+"""Orthanc's folder layout: <root>/<uuid[0:2]>/<uuid[2:4]>/<uuid>, no extension.
+
+New files are named so that consecutive ones share their folders (`FolderStorage.new_uuid`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import re
 import threading
 import time
+import uuid as uuidlib
 import weakref
 from collections.abc import Awaitable, Callable
 
@@ -25,6 +29,9 @@ TIDY_AFTER = 1.0  # seconds without a new file before the folders emptied by rem
 _TIDY_QUEUE = 4096  # folders waiting for that; past it, a removal removes its folders at once
 _TIDY_CHECK = 64  # folders removed between two checks that the storage is still idle
 _untidy: weakref.WeakSet[FolderStorage] = weakref.WeakSet()
+# New files named into one pair of folders before the next pair is drawn: a folder per 256 files
+# (Orthanc, naming each file at random, makes one for nearly every file until its 65,536 are there)
+FILES_PER_FOLDER = 256
 
 
 class FolderStorage:
@@ -43,7 +50,28 @@ class FolderStorage:
         self._tidy_lock = threading.Lock()
         self._tidier: threading.Thread | None = None
         self._last_write = 0.0
+        self._naming_lock = threading.Lock()
+        self._prefix = ""
+        self._prefix_left = 0
         os.makedirs(self.root, exist_ok=True)
+
+    def new_uuid(self) -> str:
+        """A random (version 4) uuid for a new file, whose first four digits, its two folders, are
+        those of the files named just before it, for `FILES_PER_FOLDER` files; then a new random pair.
+
+        Orthanc names each file at random, so until its 65,536 folders exist nearly every new file
+        makes one, and a removal empties one per file: on this machine's ext4 a file in a new folder
+        cost 390-1,430 µs of system time with its fsync, in an existing one 140-640 (2,000 files of
+        1.6 kB, 6 runs). The layout stays Orthanc's (Orthanc reads these files where it expects them),
+        and the name keeps 106 random bits. Object storage keeps random names (storage/s3.py): there
+        a shared prefix would send consecutive writes to one partition."""
+        fresh = str(uuidlib.uuid4())
+        with self._naming_lock:
+            if self._prefix_left == 0:
+                self._prefix = fresh[:4]
+                self._prefix_left = FILES_PER_FOLDER
+            self._prefix_left -= 1
+            return self._prefix + fresh[4:]
 
     def _path(self, uuid: str) -> str:
         if not _UUID.match(uuid):
