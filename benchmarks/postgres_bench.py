@@ -92,7 +92,13 @@ def donjon(work: Path, name: str, pg: dict[str, Any] | None, storage: Path | Non
     return p, spec
 
 
+ORTHANC_PG_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so")
+
+
 def orthanc(work: Path, pg: dict[str, Any]) -> tuple[Proc, str]:
+    # without its plugin, Orthanc only logs an error and runs on SQLite: the comparison would be void
+    if not ORTHANC_PG_PLUGIN.exists():
+        raise SystemExit(f"{ORTHANC_PG_PLUGIN} is missing: apt-get install orthanc-postgresql")
     http, dicom = free_port(), free_port()
     d = work / "orthanc"
     d.mkdir()
@@ -102,7 +108,11 @@ def orthanc(work: Path, pg: dict[str, Any]) -> tuple[Proc, str]:
            "PostgreSQL": {**pg, "EnableStorage": False}}
     (d / "orthanc.json").write_text(json.dumps(cfg))
     p = Proc("orthanc", ["Orthanc", str(d / "orthanc.json")], d, http, env={"TCP_NODELAY": "1"})
-    version = __import__("httpx").get(f"http://127.0.0.1:{http}/system").json()["Version"]
+    system = __import__("httpx").get(f"http://127.0.0.1:{http}/system").json()
+    version = system["Version"]
+    if not system.get("DatabaseBackendPlugin"):
+        p.stop()
+        raise SystemExit(f"Orthanc did not load its PostgreSQL index plugin; see {d / 'orthanc.log'}")
     return p, f"http://127.0.0.1:{http},dicom={dicom},aet=ORTHANC,pid={p.proc.pid},storage={d / 'storage'}," \
               f"label=orthanc-{version}-postgresql"
 
