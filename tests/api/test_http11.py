@@ -126,6 +126,36 @@ def test_head_sends_no_body(donjon: Server, samples) -> None:
     s.close()
 
 
+def test_big_files_pipelined_come_whole_and_in_order(donjon: Server, samples) -> None:
+    """Files above 256 kB are answered from a mapping of the page cache, written after the head
+    without being copied into one buffer: pipelined on one connection, each answer has its exact
+    length and bytes, the next answer right after it; a HEAD in between sends no body."""
+    files = [samples / "SignedCT.dcm", samples / "Phenix" / "IM-0001-0001.dcm"]
+    ids = [donjon.upload(f).json()["ID"] for f in files]
+    s = _connect(donjon)
+    requests = [f"GET /instances/{ids[0]}/file", f"HEAD /instances/{ids[1]}/file", f"GET /instances/{ids[1]}/file",
+                f"GET /instances/{ids[0]}/file", "GET /system"]
+    s.sendall("".join(f"{r} HTTP/1.1\r\nHost: x\r\n\r\n" for r in requests).encode())
+    expected = [files[0].read_bytes(), b"", files[1].read_bytes(), files[0].read_bytes()]
+    for i, want in enumerate(expected):
+        status, headers, body = _read_response(s) if i != 1 else _read_head(s)
+        assert status == 200 and headers["content-type"] == "application/dicom"
+        assert body == want
+        if i == 1:
+            assert int(headers["content-length"]) == files[1].stat().st_size
+    status, _, body = _read_response(s)
+    assert status == 200 and b'"Version"' in body
+
+
+def _read_head(s: Conn) -> tuple[int, dict[str, str], bytes]:
+    """An answer to HEAD: its headers only (its Content-Length is that of the GET)."""
+    while b"\r\n\r\n" not in s.buf:
+        s._fill()
+    head, _, s.buf = s.buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin_1").split("\r\n")
+    return int(lines[0].split()[1]), {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}, b""
+
+
 @pytest.fixture(scope="module")
 def impatient() -> Server:
     server = start_donjon({"HttpRequestTimeout": 1, "KeepAliveTimeout": 1})

@@ -61,3 +61,17 @@ def test_eviction_order_bounds_and_remove(tmp_path: Path) -> None:
     assert cache.cached_bytes() == 70
     with pytest.raises(OrthancError):
         cache.read(ids[0], 1)
+
+
+def test_cached_answers_from_memory_only(tmp_path: Path) -> None:
+    """`cached` (called by the event loop) never touches the disk: None until a read kept the file,
+    its bytes after, None again once removed."""
+    folder = FolderStorage(str(tmp_path), fsync=False)
+    cache = CachingStorage(folder, 1 << 20, keep_written=False)
+    a = new_uuid()
+    cache.create(a, b"content", 1)
+    assert cache.cached(a) is None
+    assert cache.read(a, 1) == b"content"
+    assert cache.cached(a) == b"content"
+    cache.remove(a, 1)
+    assert cache.cached(a) is None

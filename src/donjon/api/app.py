@@ -308,7 +308,7 @@ class DonjonApp:
         if response.stream is None:
             headers.append((b"content-length", str(len(response.body)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
-            await send({"type": "http.response.body", "body": response.body if method != "HEAD" else b""})
+            await send({"type": "http.response.body", "body": bytes(response.body) if method != "HEAD" else b""})
             return
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if method == "HEAD":

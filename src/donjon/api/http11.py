@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_JOINED_BODY = 64 * 1024  # smaller bodies are copied after the head: one buffer is cheaper to send
 
 
 def _status_line(status: int) -> bytes:
@@ -232,12 +233,17 @@ class HttpProtocol(asyncio.Protocol):
             parts += (b"content-type: ", response.content_type, b"\r\n")
         parts.append(b"connection: keep-alive\r\n" if keep_alive else b"connection: close\r\n")
         if response.stream is None:
+            body = response.body
             if not has_length:
-                parts += (b"content-length: ", str(len(response.body)).encode(), b"\r\n")
+                parts += (b"content-length: ", str(len(body)).encode(), b"\r\n")
             parts.append(b"\r\n")
-            if not head and response.body:
-                parts.append(response.body)
-            transport.write(b"".join(parts))
+            if head or not body:
+                transport.write(b"".join(parts))
+            elif len(body) < _JOINED_BODY:
+                parts.append(body)
+                transport.write(b"".join(parts))
+            else:  # one vectored send, without copying the body (0.5 MB: ~40 µs a copy)
+                transport.writelines((b"".join(parts), body))
             return
         chunked = not has_length
         if chunked:

@@ -130,6 +130,8 @@ class InProcessRest:
             if response.stream is not None:
                 chunks = [chunk async for chunk in response.stream]
                 response = Response(response.status, b"".join(chunks), response.content_type, response.headers)
+            elif isinstance(response.body, memoryview):  # plugins get bytes
+                response = Response(response.status, bytes(response.body), response.content_type, response.headers)
         except OrthancError as e:
             raise OrthancException.of(e) from None
         except EmptyAnswer as e:

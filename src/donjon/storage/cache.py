@@ -51,6 +51,10 @@ class CachingStorage:
                 self._items.move_to_end(uuid)
             return data
 
+    def cached(self, uuid: str) -> bytes | None:
+        """The stored bytes when they are in memory, else None (no I/O: an event loop may call it)."""
+        return self._get(uuid)
+
     def create(self, uuid: str, data: bytes, content_type: int | None = None) -> None:
         self.inner.create(uuid, data, content_type)
         if self.keep_written:
