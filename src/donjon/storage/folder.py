@@ -199,7 +199,10 @@ class FolderStorage:
                 os.preadv(fd, [bytearray(1)], size - 1, _RWF_NOWAIT)
             except OSError:  # EAGAIN: on disk only; EOPNOTSUPP: a file system without it
                 return None
-            return memoryview(mmap.mmap(fd, size, mmap.MAP_SHARED | _MAP_POPULATE, mmap.PROT_READ))
+            try:
+                return memoryview(mmap.mmap(fd, size, mmap.MAP_SHARED | _MAP_POPULATE, mmap.PROT_READ))
+            except OSError:  # (no address space left...): a plain read will do
+                return None
         finally:
             os.close(fd)
 
