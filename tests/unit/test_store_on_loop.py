@@ -6,6 +6,7 @@ whatever fails, and the work must go where the design says (one hand-over for a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ import pytest
 import donjon.core.recycling as recycling
 import donjon.core.store as store_module
 from donjon.config import Configuration
+from donjon.core.attachments import read_attachment
 from donjon.core.context import ServerContext
 from donjon.core.store import StoreOrigin, StoreResult
 from donjon.core.store_on_loop import store_instance_on_loop
@@ -274,20 +276,74 @@ def test_a_full_storage_in_reject_mode_refuses_on_the_loop(tmp_path: Path, among
     assert _unsettled(ctx) == 0
 
 
-def test_compressed_storage_runs_on_a_worker_and_writes_the_header_attachment(
+def test_compressed_storage_writes_both_files_on_the_loop(
         tmp_path: Path, among_others: None, context: Maker, offload: _Offload) -> None:
+    """A small compressed store: the loop compresses and writes the DICOM file and its header
+    attachment, their two fsyncs on native threads; both records are those of a worker's store."""
     ctx = context(StorageCompression=True)
     ds = base_dataset("COMPRESSED")
     ds.PixelData = b"\x00\x01" * 64
     ds["PixelData"].VR = "OW"
-    result = _store(ctx, to_bytes(ds), offload)
+    data = to_bytes(ds)
+    result = _store(ctx, data, offload)
     assert result.status == "Success"
-    assert offload.calls == ["store_instance"]  # the header's write waits for the parse
+    assert offload.calls == ["fsync", "fsync"]  # no Python worker
     reader = ctx.index.reader()
     internal = reader.lookup(result.ids.instance)
     assert internal is not None
-    assert sorted(reader.attachments(internal[0])) == [ContentType.DICOM, ContentType.DICOM_UNTIL_PIXEL_DATA]
+    records = reader.attachments(internal[0])
+    assert sorted(records) == [ContentType.DICOM, ContentType.DICOM_UNTIL_PIXEL_DATA]
+    offset = parse_instance(data).pixel_data_offset
+    for content_type, expected in ((ContentType.DICOM, data), (ContentType.DICOM_UNTIL_PIXEL_DATA, data[:offset])):
+        info = records[content_type]
+        assert info.compression == 2 and info.uncompressed_size == len(expected)
+        assert read_attachment(ctx.storage, info) == expected
+        stored = (tmp_path / "storage" / info.uuid[0:2] / info.uuid[2:4] / info.uuid).read_bytes()
+        assert hashlib.md5(stored).hexdigest() == info.compressed_md5 and len(stored) == info.compressed_size
+        assert hashlib.md5(expected).hexdigest() == info.uncompressed_md5
     assert len(folder_uuids(tmp_path / "storage")) == 2
+    assert _unsettled(ctx) == 0
+
+
+def test_a_big_compressed_file_is_compressed_by_a_worker(
+        tmp_path: Path, among_others: None, context: Maker, offload: _Offload) -> None:
+    """Compressing it would hold the loop: a worker writes the DICOM file, the loop its small header."""
+    ctx = context(StorageCompression=True)
+    ds = base_dataset("BIGCOMPRESSED")
+    ds.PixelData = bytes(range(256)) * 200
+    ds["PixelData"].VR = "OB"
+    data = to_bytes(ds)
+    result = _store(ctx, data, offload)
+    assert result.status == "Success"
+    assert sorted(offload.calls) == ["fsync", "write_attachment"]
+    info = ctx.instance_file(result.ids.instance)
+    assert info is not None and read_attachment(ctx.storage, info) == data
+    assert len(folder_uuids(tmp_path / "storage")) == 2
+
+
+def test_a_failed_header_write_leaves_no_file(tmp_path: Path, among_others: None, context: Maker,
+                                              offload: _Offload, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DICOM file is written, its header attachment's write fails: the store fails, the DICOM
+    file is removed, nothing is indexed."""
+    ctx = context(StorageCompression=True)
+    folder = ctx.storage.inner.inner  # type: ignore[attr-defined]  # (journal, cache, folder)
+    real = folder.start_create
+
+    def failing(uuid: str, data: bytes, content_type: int | None = None) -> Any:
+        if content_type == ContentType.DICOM_UNTIL_PIXEL_DATA:
+            raise OrthancError(ErrorCode.CANNOT_WRITE_FILE, "disk full (test)")
+        return real(uuid, data, content_type)
+
+    monkeypatch.setattr(folder, "start_create", failing)
+    ds = base_dataset("HEADERFAILS")
+    ds.PixelData = b"\x00\x01" * 64
+    ds["PixelData"].VR = "OW"
+    with pytest.raises(OrthancError) as failed:
+        _store(ctx, to_bytes(ds), offload)
+    assert failed.value.code == ErrorCode.CANNOT_WRITE_FILE
+    assert folder_uuids(tmp_path / "storage") == set()
+    assert _instances(ctx) == 0
+    assert _unsettled(ctx) == 0
 
 
 def test_a_store_alone_runs_on_a_worker(context: Maker, offload: _Offload) -> None:

@@ -45,9 +45,9 @@ async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreO
     """A store among others goes this way when its one blocking step is its file's write. A store
     alone goes the way of `store_instance` on a worker, whose helper thread parses during the
     fsync: here the worker could only start once the parse has let go of Python's lock. So do the
-    stores that would need more than one hand-over (compression and its header attachment, a
-    commit to fsync), plugins' callbacks, and PostgreSQL's store (a round trip the loop must not
-    wait for). Under recycling limits a store comes here too: its pass only reads two counters
+    stores that would need more than one hand-over (a commit to fsync, a header attachment on a
+    storage the loop cannot write), plugins' callbacks, and PostgreSQL's store (a round trip the
+    loop must not wait for). Under recycling limits a store comes here too: its pass only reads two counters
     until it must delete a patient, and then a worker indexes it instead."""
     if not (_in_flight.busy() and _one_hand_over(ctx)):
         return await offload(store_instance, ctx, data, origin)  # type: ignore[no-any-return]
@@ -56,17 +56,19 @@ async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreO
 
 
 def _one_hand_over(ctx: ServerContext) -> bool:
-    """Whether a store's only blocking step is its one file's write: the rest runs on the loop."""
+    """Whether a store's only blocking steps are its files' writes: the rest runs on the loop. With a
+    header attachment (compression) the storage must write on the loop too (a folder: both files
+    written at once, their fsyncs side by side on C threads)."""
     return (ctx.plugins is None and hasattr(ctx.index, "write_many_if_idle") and ctx.index_sync.deferred
-            and not keeps_header_files(ctx))
+            and (not keeps_header_files(ctx) or hasattr(ctx.storage, "start_create")))
 
 
 async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, offload: Offload) -> StoreResult:
-    def write() -> Awaitable[FileInfo]:
-        if not writes_on_loop(ctx.storage, ctx.attachment_policy, len(data)):
-            return offload(write_attachment, ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
+    def write(content: bytes = data, content_type: int = ContentType.DICOM) -> Awaitable[FileInfo]:
+        if not writes_on_loop(ctx.storage, ctx.attachment_policy, len(content)):
+            return offload(write_attachment, ctx.storage, content, content_type, ctx.attachment_policy)
         try:
-            return start_attachment_write(ctx.storage, data, ContentType.DICOM, ctx.attachment_policy)
+            return start_attachment_write(ctx.storage, content, content_type, ctx.attachment_policy)
         except Exception as e:  # reported once the parse has had its say, as a worker's failure is
             failed: asyncio.Future[FileInfo] = asyncio.get_running_loop().create_future()
             failed.set_exception(e)
@@ -79,8 +81,30 @@ async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, o
         if written is not None:
             await _discard(ctx, written)
         raise
-    files = [await (written if written is not None else write())]  # (no header attachment: `_one_hand_over`)
+    if written is None:
+        written = write()
+    header = (write(data[:parsed.pixel_data_offset], ContentType.DICOM_UNTIL_PIXEL_DATA)
+              if parsed.pixel_data_offset is not None and keeps_header_files(ctx) else None)
+    files = await _both(ctx, written, header)
     return await _batch(ctx).add(parsed, files, origin, offload)
+
+
+async def _both(ctx: ServerContext, written: Awaitable[FileInfo], header: Awaitable[FileInfo] | None) -> list[FileInfo]:
+    """The DICOM file's record, and its header attachment's when there is one; if either write
+    fails, the other file is removed and the failure raised."""
+    try:
+        main = await written
+    except BaseException:
+        if header is not None:
+            await _discard(ctx, header)
+        raise
+    if header is None:
+        return [main]
+    try:
+        return [main, await header]
+    except BaseException:
+        _remove(ctx, [main])
+        raise
 
 
 async def _discard(ctx: ServerContext, written: Awaitable[FileInfo]) -> None:
