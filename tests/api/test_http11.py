@@ -127,7 +127,7 @@ def test_head_sends_no_body(donjon: Server, samples) -> None:
 
 
 def test_big_files_pipelined_come_whole_and_in_order(donjon: Server, samples) -> None:
-    """Files above 256 kB are answered from a mapping of the page cache, written after the head
+    """Files above 256 kB are read by the loop from the page cache and written after the head
     without being copied into one buffer: pipelined on one connection, each answer has its exact
     length and bytes, the next answer right after it; a HEAD in between sends no body."""
     files = [samples / "SignedCT.dcm", samples / "Phenix" / "IM-0001-0001.dcm"]

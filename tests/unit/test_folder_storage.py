@@ -157,10 +157,10 @@ def test_names_come_from_the_storage_when_it_has_a_choice(tmp_path: Path) -> Non
     assert len(picked) > 40  # random: 50 draws of 65,536 pairs
 
 
-def test_a_file_in_the_page_cache_is_mapped_one_on_disk_is_left_to_a_read(tmp_path: Path) -> None:
-    """`map_resident` maps a file whose pages the kernel holds, and answers None at once for one only
+def test_a_file_in_the_page_cache_is_read_at_once_one_on_disk_is_left_to_a_worker(tmp_path: Path) -> None:
+    """`read_cached` reads a file whose pages the kernel holds, and answers None at once for one only
     on disk (dropped from the page cache here with POSIX_FADV_DONTNEED), where the event loop must
-    not wait for the disk; the mapping stays readable after the file's removal."""
+    not wait for the disk."""
     import os
 
     from donjon.errors import ErrorCode, OrthancError
@@ -169,11 +169,8 @@ def test_a_file_in_the_page_cache_is_mapped_one_on_disk_is_left_to_a_read(tmp_pa
     name = storage.new_uuid()
     data = os.urandom(600_000)
     storage.create(name, data)
-    mapped = storage.map_resident(name)
-    assert isinstance(mapped, memoryview) and mapped.readonly and bytes(mapped) == data
-    storage.remove(name)
-    assert bytes(mapped) == data
-    mapped.release()
+    read = storage.read_cached(name)
+    assert isinstance(read, memoryview) and bytes(read) == data
 
     cold = storage.new_uuid()
     storage.create(cold, data)
@@ -182,14 +179,14 @@ def test_a_file_in_the_page_cache_is_mapped_one_on_disk_is_left_to_a_read(tmp_pa
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-    assert storage.map_resident(cold) is None
+    assert storage.read_cached(cold) is None
     assert storage.read(cold) == data  # (a read brings it back)
-    again = storage.map_resident(cold)
+    again = storage.read_cached(cold)
     assert again is not None and bytes(again) == data
 
     empty = storage.new_uuid()
     storage.create(empty, b"")
-    assert storage.map_resident(empty) is None  # (nothing to map)
+    assert storage.read_cached(empty) is None  # (a plain read answers it)
     with pytest.raises(OrthancError) as missing:
-        storage.map_resident(storage.new_uuid())
+        storage.read_cached(storage.new_uuid())
     assert missing.value.code == ErrorCode.INEXISTENT_FILE

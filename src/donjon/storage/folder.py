@@ -9,7 +9,6 @@ import asyncio
 import atexit
 import errno
 import logging
-import mmap
 import os
 import re
 import threading
@@ -34,7 +33,6 @@ _untidy: weakref.WeakSet[FolderStorage] = weakref.WeakSet()
 # (Orthanc, naming each file at random, makes one for nearly every file until its 65,536 are there)
 FILES_PER_FOLDER = 256
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # Linux
-_MAP_POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux: the page tables made at once
 
 
 class FolderStorage:
@@ -188,25 +186,22 @@ class FolderStorage:
         finally:
             os.close(fd)
 
-    def map_resident(self, uuid: str) -> memoryview | None:
-        """The file mapped read-only, when it is in the page cache, else None at once (the caller, an
-        event loop, then has a worker read it): sent from the mapping, a big file is copied once, into
-        the socket, where a read copies it into the process first. Residency is judged by the last
-        byte (a file is written whole, and read whole), read with RWF_NOWAIT, which never waits for
-        the disk. The mapping goes with the last reference to the view; files never change once
-        written, and one removed meanwhile stays readable through its mapping."""
+    def read_cached(self, uuid: str) -> memoryview | None:
+        """The whole file when the page cache holds all of it, else None at once (the caller, an event
+        loop, then has a worker read it): `preadv` with RWF_NOWAIT copies what is cached and never
+        waits for the disk. A mapping of the file would spare that copy (~15% more 0.5 MB downloads
+        per second here), but a file truncated under it, or a disk error on one of its pages, would
+        end the process with SIGBUS where a read gives an error."""
         fd, size = self._open_existing(uuid)
         try:
             if size == 0 or _RWF_NOWAIT is None:
                 return None
+            buffer = bytearray(size)
             try:
-                os.preadv(fd, [bytearray(1)], size - 1, _RWF_NOWAIT)
-            except OSError:  # EAGAIN: on disk only; EOPNOTSUPP: a file system without it
+                got = os.preadv(fd, [buffer], 0, _RWF_NOWAIT)
+            except OSError:  # EAGAIN: not cached; EOPNOTSUPP: a file system without it (NFS...)
                 return None
-            try:
-                return memoryview(mmap.mmap(fd, size, mmap.MAP_SHARED | _MAP_POPULATE, mmap.PROT_READ))
-            except OSError:  # (no address space left...): a plain read will do
-                return None
+            return memoryview(buffer) if got == size else None
         finally:
             os.close(fd)
 
