@@ -158,7 +158,7 @@ def test_names_come_from_the_storage_when_it_has_a_choice(tmp_path: Path) -> Non
 
 
 def test_a_file_in_the_page_cache_is_read_at_once_one_on_disk_is_left_to_a_worker(tmp_path: Path) -> None:
-    """`read_cached` reads a file whose pages the kernel holds, and answers None at once for one only
+    """`read_resident` reads a file whose pages the kernel holds, and answers None at once for one only
     on disk (dropped from the page cache here with POSIX_FADV_DONTNEED), where the event loop must
     not wait for the disk."""
     import os
@@ -169,7 +169,7 @@ def test_a_file_in_the_page_cache_is_read_at_once_one_on_disk_is_left_to_a_worke
     name = storage.new_uuid()
     data = os.urandom(600_000)
     storage.create(name, data)
-    read = storage.read_cached(name)
+    read = storage.read_resident(name)
     assert isinstance(read, memoryview) and bytes(read) == data
 
     cold = storage.new_uuid()
@@ -179,14 +179,14 @@ def test_a_file_in_the_page_cache_is_read_at_once_one_on_disk_is_left_to_a_worke
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-    assert storage.read_cached(cold) is None
+    assert storage.read_resident(cold) is None
     assert storage.read(cold) == data  # (a read brings it back)
-    again = storage.read_cached(cold)
+    again = storage.read_resident(cold)
     assert again is not None and bytes(again) == data
 
     empty = storage.new_uuid()
     storage.create(empty, b"")
-    assert storage.read_cached(empty) is None  # (a plain read answers it)
+    assert storage.read_resident(empty) is None  # (a plain read answers it)
     with pytest.raises(OrthancError) as missing:
-        storage.read_cached(storage.new_uuid())
+        storage.read_resident(storage.new_uuid())
     assert missing.value.code == ErrorCode.INEXISTENT_FILE

@@ -126,7 +126,7 @@ class Request:
 @dataclass
 class Response:
     status: int = 200
-    body: bytes | memoryview = b""  # a view: a file read into a buffer (storage/folder.py `read_cached`)
+    body: bytes | memoryview = b""  # a view: a file read into a buffer (storage/folder.py `read_resident`)
     content_type: bytes | None = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     stream: AsyncIterator[bytes] | None = None

@@ -186,7 +186,7 @@ class FolderStorage:
         finally:
             os.close(fd)
 
-    def read_cached(self, uuid: str) -> memoryview | None:
+    def read_resident(self, uuid: str) -> memoryview | None:
         """The whole file when the page cache holds all of it, else None at once (the caller, an event
         loop, then has a worker read it): `preadv` with RWF_NOWAIT copies what is cached and never
         waits for the disk. A mapping of the file would spare that copy (~15% more 0.5 MB downloads
