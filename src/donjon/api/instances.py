@@ -115,17 +115,13 @@ def _store_zip(api: Api, body: bytes, origin: StoreOrigin) -> list[dict[str, str
 
 def _in_memory(storage: Any, info: FileInfo) -> bytes | memoryview | None:
     """An uncompressed file the loop can answer without waiting for the disk: held by the storage's
-    memory cache, or all in the page cache (storage/folder.py `read_resident`); else None, and a worker
-    reads it. A CT slice (0.5 MB) read by a worker: 1,700-2,300 first downloads/s here; by the loop,
-    without the hand-over: 2,000-3,200 (medians of 6 alternated runs 2,400 against mapped 2,750)."""
+    memory cache or all in the page cache (`read_resident`); else None, and a worker reads it. A CT
+    slice (0.5 MB) read by a worker: 1,700-2,300 first downloads/s here; by the loop, without the
+    hand-over: 2,000-3,200 (medians of 6 alternated runs 2,400 against mapped 2,750)."""
     if info.compression != CompressionType.NONE or info.compressed_size > _READ_ON_LOOP:
         return None
-    cached = getattr(storage, "cached", None)
-    data = cached(info.uuid) if cached is not None else None
-    if data is None:
-        reader = getattr(storage, "read_resident", None)
-        return reader(info.uuid) if reader is not None else None
-    return data
+    reader = getattr(storage, "read_resident", None)
+    return reader(info.uuid) if reader is not None else None
 
 
 async def download(api: Api, request: Request, id: str) -> Response:

@@ -28,6 +28,7 @@ from .store import (
     _index,
     _index_and_finish,
     _looks_like_dicom,
+    _needs_header_file,
     _remove,
     keeps_header_files,
     store_instance,
@@ -47,8 +48,8 @@ async def store_instance_on_loop(ctx: ServerContext, data: bytes, origin: StoreO
     fsync: here the worker could only start once the parse has let go of Python's lock. So do the
     stores that would need more than one hand-over (a commit to fsync, a header attachment on a
     storage the loop cannot write), plugins' callbacks, and PostgreSQL's store (a round trip the
-    loop must not wait for). Under recycling limits a store comes here too: its pass only reads two counters
-    until it must delete a patient, and then a worker indexes it instead."""
+    loop must not wait for). Under recycling limits a store comes here too: its pass only reads two
+    counters until it must delete a patient, and then a worker indexes it instead."""
     if not (_in_flight.busy() and _one_hand_over(ctx)):
         return await offload(store_instance, ctx, data, origin)  # type: ignore[no-any-return]
     with _in_flight.enter():
@@ -84,7 +85,7 @@ async def _store_on_loop(ctx: ServerContext, data: bytes, origin: StoreOrigin, o
     if written is None:
         written = write()
     header = (write(data[:parsed.pixel_data_offset], ContentType.DICOM_UNTIL_PIXEL_DATA)
-              if parsed.pixel_data_offset is not None and keeps_header_files(ctx) else None)
+              if _needs_header_file(ctx, parsed) else None)
     files = await _both(ctx, written, header)
     return await _batch(ctx).add(parsed, files, origin, offload)
 

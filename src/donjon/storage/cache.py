@@ -55,6 +55,15 @@ class CachingStorage:
         """The stored bytes when they are in memory, else None (no I/O: an event loop may call it)."""
         return self._get(uuid)
 
+    def read_resident(self, uuid: str) -> bytes | memoryview | None:
+        """The stored bytes from memory, or from the kernel's page cache when the inner storage can
+        tell (storage/folder.py); None when only a read that may wait for the disk would have them."""
+        data = self._get(uuid)
+        if data is not None:
+            return data
+        inner = getattr(self.inner, "read_resident", None)
+        return inner(uuid) if inner is not None else None
+
     def create(self, uuid: str, data: bytes, content_type: int | None = None) -> None:
         self.inner.create(uuid, data, content_type)
         if self.keep_written:
